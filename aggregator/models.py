@@ -1,0 +1,186 @@
+"""Plain data shared by every layer: frozen dataclasses with UTC-aware datetimes.
+
+Storage returns these, never ORM rows; the parser produces them; clustering and publishing
+consume them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One line of the feed list (``config/feeds.toml``)."""
+
+    url: str
+    outlet: str = ""
+    section: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A feed as the store knows it, with its fetch state."""
+
+    id: int
+    url: str
+    outlet: str
+    section: str
+    title: str = ""
+    origin: str = "config"
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    next_check_at: datetime | None = None
+    last_fetched_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    failing: bool = False
+    disabled: bool = False
+    disabled_reason: str | None = None
+    redirect_url: str | None = None
+    redirect_count: int = 0
+    entry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What the HTTP layer hands to the parser: bytes and the headers that matter."""
+
+    url: str
+    status: int
+    content: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    # (status, location) for each redirect hop followed, in order.
+    redirects: tuple[tuple[int, str], ...] = ()
+    elapsed: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """One feed item, cleaned: plain-text title, sanitised summary, UTC dates."""
+
+    key: str
+    title: str
+    link: str = ""
+    guid: str = ""
+    summary_html: str = ""
+    summary_text: str = ""
+    author: str = ""
+    published: datetime | None = None
+    published_raw: str = ""
+    updated: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str = ""
+    link: str = ""
+    language: str = ""
+    ttl_minutes: int | None = None
+    entries: tuple[ParsedEntry, ...] = ()
+    warning: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored article."""
+
+    id: int
+    outlet: str
+    key: str
+    title: str
+    link: str
+    summary_text: str
+    summary_html: str
+    published_at: datetime
+    first_seen_at: datetime
+    source_id: int | None = None
+    author: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """What clustering sees of an article: no database, no clock."""
+
+    id: str
+    title: str
+    summary: str = ""
+    published: datetime | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCluster:
+    """A story as clustering returns it: a stable id, its members, a French label."""
+
+    id: str
+    article_ids: tuple[str, ...]
+    label: str
+    lead_id: str
+    terms: tuple[str, ...] = ()
+    topic_id: str | None = None
+    topic_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMember:
+    entry_id: int
+    outlet: str
+    title: str
+    link: str
+    published_at: datetime
+    summary_text: str = ""
+    summary_html: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    id: int
+    uid: str
+    slug: str
+    label: str
+    story_count: int = 0
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """A story as published: its label, members (lead first) and activity times."""
+
+    id: int
+    uid: str
+    label: str
+    first_published_at: datetime
+    last_activity_at: datetime
+    members: tuple[StoryMember, ...]
+    lead_entry_id: int | None = None
+    topic: Topic | None = None
+    pinned: bool = False
+    hidden: bool = False
+    locked: bool = False
+    updated_at: datetime | None = None
+
+    @property
+    def outlets(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for m in self.members:
+            seen.setdefault(m.outlet, None)
+        return tuple(seen)
+
+    @property
+    def lead(self) -> StoryMember:
+        for m in self.members:
+            if m.entry_id == self.lead_entry_id:
+                return m
+        return self.members[0]

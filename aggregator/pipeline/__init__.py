@@ -1,0 +1,24 @@
+"""The one orchestrator: refresh feeds (fetch -> parse -> store -> reschedule) and
+recluster the window. Scheduler, web app and CLI call these; nothing else chains layers.
+"""
+
+from aggregator.pipeline.recluster import cluster_file, cluster_params, make_analyzer, recluster
+from aggregator.pipeline.refresh import (
+    FeedOutcome,
+    RefreshReport,
+    refresh_due,
+    refresh_source,
+    sync_feed_list,
+)
+
+__all__ = [
+    "FeedOutcome",
+    "RefreshReport",
+    "cluster_file",
+    "cluster_params",
+    "make_analyzer",
+    "recluster",
+    "refresh_due",
+    "refresh_source",
+    "sync_feed_list",
+]

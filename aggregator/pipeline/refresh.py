@@ -1,0 +1,215 @@
+"""Refreshing feeds: fetch -> parse -> store -> reschedule, one feed's failure costing only it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from aggregator.config import Settings, load_feed_list
+from aggregator.errors import FeedError, FetchError
+from aggregator.fetch import Fetcher
+from aggregator.models import FetchResult, Source
+from aggregator.parse import parse_feed
+from aggregator.pipeline.schedule import next_check_after_error, next_check_after_success
+from aggregator.store import Store
+
+log = logging.getLogger(__name__)
+
+# A permanent redirect (301/308) must be seen on this many consecutive fetches before the
+# stored URL changes: one misconfigured response should not lose a feed.
+PERMANENT_REDIRECT_CONFIRMATIONS = 3
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    source_id: int
+    url: str
+    # ok, not_modified, unchanged, error
+    outcome: str
+    new_entries: int = 0
+    error: str | None = None
+    status: int | None = None
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    outcomes: list[FeedOutcome] = field(default_factory=list)
+
+    @property
+    def new_entries(self) -> int:
+        return sum(o.new_entries for o in self.outcomes)
+
+    @property
+    def errors(self) -> list[FeedOutcome]:
+        return [o for o in self.outcomes if o.outcome == "error"]
+
+
+def sync_feed_list(settings: Settings, store: Store, now: datetime | None = None) -> dict[str, int]:
+    """Bring the sources table in line with the feeds file ([feeds] file)."""
+    return store.sync_sources(load_feed_list(settings.feeds.file), now or utcnow())
+
+
+def refresh_source(
+    settings: Settings, store: Store, fetcher: Fetcher, source: Source, clock: Clock = utcnow
+) -> FeedOutcome:
+    """Fetch one feed and store what is new; every failure is recorded, never raised."""
+    started = clock()
+    try:
+        result = fetcher.fetch_feed(
+            source.url, etag=source.etag, last_modified=source.last_modified
+        )
+        outcome = _store_result(settings, store, source, result, clock())
+    except FeedError as e:
+        outcome = _record_error(settings, store, source, e, clock())
+    except Exception as e:  # a hostile feed must cost that feed, never the daemon
+        log.exception("unexpected error refreshing %s", source.url)
+        wrapped = FeedError(source.url, f"internal error: {type(e).__name__}: {e}")
+        outcome = _record_error(settings, store, source, wrapped, clock())
+    store.log_fetch(
+        source_id=source.id,
+        due_at=source.next_check_at,
+        started_at=started,
+        finished_at=clock(),
+        outcome=outcome.outcome,
+        status=outcome.status,
+        new_entries=outcome.new_entries,
+        error=outcome.error,
+    )
+    return outcome
+
+
+def _redirect_state(store: Store, source: Source, result: FetchResult) -> dict[str, object]:
+    """Track permanent redirects; adopt the new URL once confirmed on consecutive fetches.
+
+    302/307 (temporary) never change the stored URL.
+    """
+    permanent = bool(result.redirects) and all(s in (301, 308) for s, _ in result.redirects)
+    if not permanent or result.url == source.url:
+        return {"redirect_url": None, "redirect_count": 0}
+    count = source.redirect_count + 1 if source.redirect_url == result.url else 1
+    if count >= PERMANENT_REDIRECT_CONFIRMATIONS and store.source_by_url(result.url) is None:
+        log.info("%s moved permanently to %s: URL updated", source.url, result.url)
+        return {"url": result.url, "redirect_url": None, "redirect_count": 0}
+    return {"redirect_url": result.url, "redirect_count": count}
+
+
+def _store_result(
+    settings: Settings, store: Store, source: Source, result: FetchResult, now: datetime
+) -> FeedOutcome:
+    state: dict[str, object] = {
+        "last_fetched_at": now,
+        "last_status": result.status,
+        "last_error": None,
+        "error_count": 0,
+        "failing": False,
+        **_redirect_state(store, source, result),
+    }
+    if result.not_modified:
+        state["next_check_at"] = next_check_after_success(now, settings.fetch, result.headers, None)
+        store.update_source(source.id, now, last_success_at=now, **state)
+        return FeedOutcome(source.id, source.url, "not_modified", status=304)
+    digest = hashlib.sha256(result.content).hexdigest()
+    state.update(etag=result.etag, last_modified=result.last_modified, last_success_at=now)
+    if digest == source.content_hash:
+        state["next_check_at"] = next_check_after_success(now, settings.fetch, result.headers, None)
+        store.update_source(source.id, now, **state)
+        return FeedOutcome(source.id, source.url, "unchanged", status=result.status)
+    parsed = parse_feed(
+        result.content,
+        url=result.url,
+        headers=result.headers,
+        max_entries=settings.fetch.max_entries_per_feed,
+    )
+    state.update(
+        content_hash=digest,
+        next_check_at=next_check_after_success(
+            now, settings.fetch, result.headers, parsed.ttl_minutes
+        ),
+    )
+    if parsed.title:
+        state["title"] = parsed.title
+    if parsed.warning:
+        log.info("%s: %s", source.url, parsed.warning)
+    report = store.save_fetch(source, parsed.entries, now, **state)
+    return FeedOutcome(
+        source.id, source.url, "ok", new_entries=len(report.new_ids), status=result.status
+    )
+
+
+def _record_error(
+    settings: Settings, store: Store, source: Source, error: FeedError, now: datetime
+) -> FeedOutcome:
+    count = source.error_count + 1
+    status = error.status if isinstance(error, FetchError) else None
+    retry_after = error.retry_after if isinstance(error, FetchError) else None
+    state: dict[str, object] = {
+        "last_fetched_at": now,
+        "last_status": status,
+        "last_error": error.message,
+        "error_count": count,
+        "failing": count >= settings.fetch.failing_after,
+        "next_check_at": next_check_after_error(now, settings.fetch, count, retry_after),
+    }
+    if status == 410:
+        state.update(disabled=True, disabled_reason="the server says the feed is gone (HTTP 410)")
+    store.update_source(source.id, now, **state)
+    log.warning("feed error: %s", error)
+    return FeedOutcome(source.id, source.url, "error", error=error.message, status=status)
+
+
+def refresh_due(
+    settings: Settings,
+    store: Store,
+    *,
+    all_sources: bool = False,
+    clock: Clock = utcnow,
+    stop: threading.Event | None = None,
+    sources: Sequence[Source] | None = None,
+) -> RefreshReport:
+    """Refresh every due feed: hosts in parallel, one request at a time per host, spaced."""
+    due = (
+        list(sources)
+        if sources is not None
+        else store.due_sources(clock(), all_sources=all_sources)
+    )
+    report = RefreshReport()
+    if not due:
+        return report
+    by_host: dict[str, list[Source]] = defaultdict(list)
+    for source in due:
+        by_host[(urlsplit(source.url).hostname or "").lower()].append(source)
+    spacing = settings.fetch.per_host_interval_seconds
+    lock = threading.Lock()
+
+    def work_host(queue: list[Source]) -> None:
+        for n, source in enumerate(queue):
+            if stop is not None and stop.is_set():
+                return
+            if n and spacing:
+                time.sleep(spacing)
+            outcome = refresh_source(settings, store, fetcher, source, clock)
+            with lock:
+                report.outcomes.append(outcome)
+
+    with (
+        Fetcher(settings.fetch) as fetcher,
+        ThreadPoolExecutor(
+            max_workers=min(settings.fetch.concurrency, len(by_host)), thread_name_prefix="fetch"
+        ) as pool,
+    ):
+        for future in [pool.submit(work_host, q) for _, q in sorted(by_host.items())]:
+            future.result()
+    return report

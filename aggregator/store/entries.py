@@ -1,0 +1,188 @@
+"""Entries: stored once per outlet, linked to every section feed that carried them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from aggregator.models import Entry, ParsedEntry, Source
+from aggregator.store.schema import entries, entry_sources
+
+# SQLite's default limit on bound parameters is 32766 (3.32+); stay far below it.
+CHUNK = 500
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def insert_ignore(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on the unique ``keys``, for SQLite and PostgreSQL."""
+    if not rows:
+        return
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+    conn.execute(stmt, rows)
+
+
+def content_hash(entry: ParsedEntry) -> str:
+    digest = hashlib.sha256()
+    for part in (entry.title, entry.link, entry.summary_text):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertReport:
+    new_ids: tuple[int, ...]
+    updated: int
+    seen: int
+
+
+def upsert_entries(
+    conn: Connection, source: Source, parsed: Iterable[ParsedEntry], now: datetime
+) -> UpsertReport:
+    """Store a feed's entries: new ones inserted, changed ones updated, all linked to ``source``.
+
+    Idempotent: the same batch twice stores nothing new. Safe against a concurrent writer
+    inserting the same article (the unique (outlet, key) index arbitrates).
+    """
+    batch: dict[str, ParsedEntry] = {}
+    for item in parsed:
+        batch.setdefault(item.key, item)  # duplicate GUIDs inside one fetch: first wins
+    if not batch:
+        return UpsertReport((), 0, 0)
+    outlet = source.outlet
+    keys = list(batch)
+    existing = _existing(conn, outlet, keys)
+
+    new_rows = []
+    updated = 0
+    for key, item in batch.items():
+        digest = content_hash(item)
+        if key in existing:
+            entry_id, old_digest = existing[key]
+            if old_digest != digest:
+                conn.execute(
+                    entries.update()
+                    .where(entries.c.id == entry_id)
+                    .values(
+                        title=item.title,
+                        link=item.link,
+                        summary_html=item.summary_html,
+                        summary_text=item.summary_text,
+                        author=item.author,
+                        updated_at=item.updated or now,
+                        content_hash=digest,
+                    )
+                )
+                updated += 1
+            continue
+        published = item.published if item.published is not None else now
+        new_rows.append(
+            {
+                "outlet": outlet,
+                "key": key,
+                "guid": item.guid,
+                "link": item.link,
+                "title": item.title,
+                "summary_html": item.summary_html,
+                "summary_text": item.summary_text,
+                "author": item.author,
+                # Future dates (clock skew, scheduled posts) would pin an item to the top.
+                "published_at": min(published, now),
+                "published_raw": item.published_raw,
+                "updated_at": item.updated,
+                "first_seen_at": now,
+                "content_hash": digest,
+                "source_id": source.id,
+            }
+        )
+    insert_ignore(conn, entries, new_rows, ["outlet", "key"])
+    ids = {key: entry_id for key, (entry_id, _) in _existing(conn, outlet, keys).items()}
+    new_ids = tuple(ids[r["key"]] for r in new_rows if r["key"] in ids and r["key"] not in existing)
+    _link_sources(conn, source.id, list(ids.values()), now)
+    return UpsertReport(new_ids=new_ids, updated=updated, seen=len(batch))
+
+
+def _existing(conn: Connection, outlet: str, keys: list[str]) -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+    for part in chunks(keys):
+        query = sa.select(entries.c.key, entries.c.id, entries.c.content_hash).where(
+            entries.c.outlet == outlet, entries.c.key.in_(part)
+        )
+        for row in conn.execute(query):
+            found[row.key] = (row.id, row.content_hash)
+    return found
+
+
+def _link_sources(conn: Connection, source_id: int, entry_ids: list[int], now: datetime) -> None:
+    linked: set[int] = set()
+    for part in chunks(entry_ids):
+        query = sa.select(entry_sources.c.entry_id).where(
+            entry_sources.c.source_id == source_id, entry_sources.c.entry_id.in_(part)
+        )
+        linked.update(conn.scalars(query))
+        conn.execute(
+            entry_sources.update()
+            .where(entry_sources.c.source_id == source_id, entry_sources.c.entry_id.in_(part))
+            .values(last_seen_at=now)
+        )
+    rows = [
+        {"entry_id": e, "source_id": source_id, "first_seen_at": now, "last_seen_at": now}
+        for e in entry_ids
+        if e not in linked
+    ]
+    insert_ignore(conn, entry_sources, rows, ["entry_id", "source_id"])
+
+
+def _to_entry(row: Any) -> Entry:
+    return Entry(
+        id=row.id,
+        outlet=row.outlet,
+        key=row.key,
+        title=row.title,
+        link=row.link,
+        summary_text=row.summary_text,
+        summary_html=row.summary_html,
+        published_at=row.published_at,
+        first_seen_at=row.first_seen_at,
+        source_id=row.source_id,
+        author=row.author,
+    )
+
+
+def entries_between(conn: Connection, since: datetime, until: datetime) -> list[Entry]:
+    """Entries published in [since, until], oldest first (the order clustering sees them)."""
+    query = (
+        sa.select(entries)
+        .where(entries.c.published_at >= since, entries.c.published_at <= until)
+        .order_by(entries.c.published_at, entries.c.id)
+    )
+    return [_to_entry(r) for r in conn.execute(query)]
+
+
+def get_entries(conn: Connection, ids: Sequence[int]) -> list[Entry]:
+    out: list[Entry] = []
+    for part in chunks(list(ids)):
+        out.extend(
+            _to_entry(r) for r in conn.execute(sa.select(entries).where(entries.c.id.in_(part)))
+        )
+    return out
+
+
+def count_entries(conn: Connection) -> int:
+    return int(conn.scalar(sa.select(sa.func.count()).select_from(entries)) or 0)

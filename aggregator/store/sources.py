@@ -1,0 +1,198 @@
+"""Sources (feeds) and their fetch state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from aggregator.errors import InputError
+from aggregator.models import FeedSpec, Source
+from aggregator.store.schema import entry_sources, sources
+
+REMOVED_FROM_FILE = "removed from the feeds file"
+
+# Columns a fetch may update (see ``update_source``).
+FETCH_STATE_COLUMNS = frozenset(
+    {
+        "url",
+        "title",
+        "etag",
+        "last_modified",
+        "content_hash",
+        "next_check_at",
+        "last_fetched_at",
+        "last_success_at",
+        "last_status",
+        "last_error",
+        "error_count",
+        "failing",
+        "disabled",
+        "disabled_reason",
+        "redirect_url",
+        "redirect_count",
+        "lease_owner",
+        "lease_until",
+    }
+)
+
+
+def _to_source(row: Any, entry_count: int = 0) -> Source:
+    return Source(
+        id=row.id,
+        url=row.url,
+        outlet=row.outlet,
+        section=row.section,
+        title=row.title,
+        origin=row.origin,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        content_hash=row.content_hash,
+        next_check_at=row.next_check_at,
+        last_fetched_at=row.last_fetched_at,
+        last_success_at=row.last_success_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        error_count=row.error_count,
+        failing=row.failing,
+        disabled=row.disabled,
+        disabled_reason=row.disabled_reason,
+        redirect_url=row.redirect_url,
+        redirect_count=row.redirect_count,
+        entry_count=entry_count,
+    )
+
+
+def sync_sources(conn: Connection, specs: Sequence[FeedSpec], now: datetime) -> dict[str, int]:
+    """Make the feeds file's list current: add new feeds, refresh names, retire removed ones.
+
+    Feeds added from the command line or an OPML file are left alone.
+    """
+    wanted = {spec.url: spec for spec in specs}
+    rows = {r.url: r for r in conn.execute(sa.select(sources))}
+    counts = {"added": 0, "updated": 0, "retired": 0}
+    for url, spec in wanted.items():
+        row = rows.get(url)
+        if row is None:
+            conn.execute(
+                sources.insert().values(
+                    url=url,
+                    outlet=spec.outlet or _outlet_from_url(url),
+                    section=spec.section,
+                    origin="config",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            counts["added"] += 1
+            continue
+        changes: dict[str, Any] = {}
+        if spec.outlet and row.outlet != spec.outlet:
+            changes["outlet"] = spec.outlet
+        if row.section != spec.section and spec.section:
+            changes["section"] = spec.section
+        if row.disabled and row.disabled_reason == REMOVED_FROM_FILE:
+            changes.update(disabled=False, disabled_reason=None)
+        if changes:
+            conn.execute(
+                sources.update().where(sources.c.id == row.id).values(**changes, updated_at=now)
+            )
+            counts["updated"] += 1
+    for url, row in rows.items():
+        if row.origin == "config" and url not in wanted and not row.disabled:
+            conn.execute(
+                sources.update()
+                .where(sources.c.id == row.id)
+                .values(disabled=True, disabled_reason=REMOVED_FROM_FILE, updated_at=now)
+            )
+            counts["retired"] += 1
+    return counts
+
+
+def _outlet_from_url(url: str) -> str:
+    host = urlsplit(url).hostname or url
+    return host.removeprefix("www.")
+
+
+def add_source(conn: Connection, spec: FeedSpec, origin: str, now: datetime) -> Source:
+    """Add a feed; an existing URL is an error unless it was retired (then it comes back)."""
+    row = conn.execute(sa.select(sources).where(sources.c.url == spec.url)).first()
+    if row is not None and not row.disabled:
+        raise InputError(f"feed already present: {spec.url} (id {row.id})")
+    values = {
+        "outlet": spec.outlet or _outlet_from_url(spec.url),
+        "section": spec.section,
+        "origin": origin,
+        "updated_at": now,
+    }
+    if row is not None:
+        conn.execute(
+            sources.update()
+            .where(sources.c.id == row.id)
+            .values(**values, disabled=False, disabled_reason=None, next_check_at=None)
+        )
+        source_id = row.id
+    else:
+        inserted = conn.execute(sources.insert().values(url=spec.url, created_at=now, **values))
+        source_id = inserted.inserted_primary_key[0]  # type: ignore[index]
+    found = get_source(conn, source_id)
+    assert found is not None
+    return found
+
+
+def get_source(conn: Connection, source_id: int) -> Source | None:
+    row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).first()
+    return _to_source(row) if row is not None else None
+
+
+def source_by_url(conn: Connection, url: str) -> Source | None:
+    row = conn.execute(sa.select(sources).where(sources.c.url == url)).first()
+    return _to_source(row) if row is not None else None
+
+
+def list_sources(conn: Connection, *, include_disabled: bool = True) -> list[Source]:
+    counts = (
+        sa.select(entry_sources.c.source_id, sa.func.count().label("n"))
+        .group_by(entry_sources.c.source_id)
+        .subquery()
+    )
+    query = (
+        sa.select(sources, sa.func.coalesce(counts.c.n, 0).label("entry_count"))
+        .select_from(sources.outerjoin(counts, counts.c.source_id == sources.c.id))
+        .order_by(sources.c.outlet, sources.c.section, sources.c.id)
+    )
+    if not include_disabled:
+        query = query.where(sources.c.disabled.is_(False))
+    return [_to_source(r, r.entry_count) for r in conn.execute(query)]
+
+
+def due_sources(
+    conn: Connection, now: datetime, *, limit: int | None = None, all_sources: bool = False
+) -> list[Source]:
+    """Enabled feeds whose ``next_check_at`` has come (never-fetched ones first)."""
+    query = sa.select(sources).where(sources.c.disabled.is_(False))
+    if not all_sources:
+        query = query.where(
+            sa.or_(sources.c.next_check_at.is_(None), sources.c.next_check_at <= now)
+        )
+    query = query.order_by(
+        sources.c.next_check_at.is_not(None), sources.c.next_check_at, sources.c.id
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [_to_source(r) for r in conn.execute(query)]
+
+
+def update_source(conn: Connection, source_id: int, now: datetime, **values: Any) -> None:
+    unknown = set(values) - FETCH_STATE_COLUMNS
+    if unknown:
+        raise ValueError(f"not a fetch-state column: {sorted(unknown)}")
+    conn.execute(sources.update().where(sources.c.id == source_id).values(**values, updated_at=now))
+
+
+def remove_sources(conn: Connection, ids: Iterable[int]) -> int:
+    return conn.execute(sources.delete().where(sources.c.id.in_(list(ids)))).rowcount

@@ -1,0 +1,186 @@
+"""Storage on a real SQLite file: migrations, deduplication, atomic fetch state, stories."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from aggregator.models import FeedSpec, ParsedEntry, StoryCluster
+from aggregator.store import Store
+from aggregator.store.engine import current_revision, head_revision
+from aggregator.store.schema import metadata
+
+NOW = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
+
+
+def entry(key: str, title: str = "Titre", minutes: int = 0) -> ParsedEntry:
+    return ParsedEntry(
+        key=key,
+        title=title,
+        link=f"https://ex.fr/{key}",
+        published=NOW - timedelta(minutes=minutes),
+    )
+
+
+def two_sections(store: Store) -> tuple:
+    store.sync_sources(
+        [
+            FeedSpec("https://ex.fr/une.xml", "Ex", "Une"),
+            FeedSpec("https://ex.fr/monde.xml", "Ex", "Monde"),
+        ],
+        NOW,
+    )
+    a, b = store.list_sources()
+    return a, b
+
+
+def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
+    assert current_revision(store.engine) == head_revision()
+    with store.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": False}), metadata
+        )
+    assert diff == []
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+
+
+def test_reopening_an_existing_database_keeps_data(settings, store: Store) -> None:  # type: ignore[no-untyped-def]
+    a, _ = two_sections(store)
+    store.save_fetch(a, [entry("k1")], NOW)
+    store.close()
+    again = Store(settings.database.url)
+    assert again.count_entries() == 1
+
+
+def test_upsert_is_idempotent_and_dedupes_across_sections(store: Store) -> None:
+    une, monde = two_sections(store)
+    first = store.save_fetch(une, [entry("k1"), entry("k2"), entry("k1")], NOW)
+    assert len(first.new_ids) == 2
+    assert store.save_fetch(une, [entry("k1"), entry("k2")], NOW).new_ids == ()
+    # The same article in another section of the same outlet: stored once, linked twice.
+    assert store.save_fetch(monde, [entry("k2"), entry("k3")], NOW).new_ids != ()
+    assert store.count_entries() == 3
+    counts = {s.section: s.entry_count for s in store.list_sources()}
+    assert counts == {"Une": 2, "Monde": 2}
+
+
+def test_changed_entry_is_updated_in_place(store: Store) -> None:
+    une, _ = two_sections(store)
+    store.save_fetch(une, [entry("k1", "Ancien titre")], NOW)
+    report = store.save_fetch(une, [entry("k1", "Nouveau titre")], NOW)
+    assert report.updated == 1 and report.new_ids == ()
+    [e] = store.entries_between(NOW - timedelta(days=1), NOW)
+    assert e.title == "Nouveau titre"
+
+
+def test_future_dates_are_clamped_and_missing_dates_get_first_seen(store: Store) -> None:
+    une, _ = two_sections(store)
+    future = ParsedEntry(key="f", title="Futur", published=NOW + timedelta(days=3))
+    undated = ParsedEntry(key="u", title="Sans date")
+    store.save_fetch(une, [future, undated], NOW)
+    got = {e.key: e.published_at for e in store.entries_between(NOW - timedelta(days=1), NOW)}
+    assert got == {"f": NOW, "u": NOW}
+
+
+def test_entries_and_fetch_state_commit_together(store: Store) -> None:
+    une, _ = two_sections(store)
+
+    bad = ParsedEntry(key="x", title="x", published=NOW)
+    # An invalid state column makes the transaction fail after the entries were written.
+    with pytest.raises(ValueError, match="not a fetch-state column"):
+        store.save_fetch(une, [bad], NOW, etag='"v2"', no_such_column=1)
+    assert store.count_entries() == 0
+    assert store.get_source(une.id).etag is None  # type: ignore[union-attr]
+
+
+def test_sync_sources_retires_removed_feeds_and_brings_them_back(store: Store) -> None:
+    two_sections(store)
+    counts = store.sync_sources([FeedSpec("https://ex.fr/une.xml", "Ex", "Une")], NOW)
+    assert counts["retired"] == 1
+    assert [s.section for s in store.due_sources(NOW)] == ["Une"]
+    store.sync_sources(
+        [
+            FeedSpec("https://ex.fr/une.xml", "Ex", "Une"),
+            FeedSpec("https://ex.fr/monde.xml", "Ex", "Monde"),
+        ],
+        NOW,
+    )
+    assert len(store.due_sources(NOW)) == 2
+
+
+def test_due_sources_follow_next_check_at(store: Store) -> None:
+    une, monde = two_sections(store)
+    store.update_source(une.id, NOW, next_check_at=NOW + timedelta(minutes=30))
+    assert [s.id for s in store.due_sources(NOW)] == [monde.id]
+    assert len(store.due_sources(NOW, all_sources=True)) == 2
+    assert len(store.due_sources(NOW + timedelta(hours=1))) == 2
+
+
+def test_save_clusters_keeps_ids_and_counts_outlets(store: Store) -> None:
+    store.sync_sources([FeedSpec("https://a.fr/rss", "A"), FeedSpec("https://b.fr/rss", "B")], NOW)
+    a, b = store.list_sources()
+    ids_a = store.save_fetch(a, [entry("a1", minutes=30), entry("a2", minutes=20)], NOW).new_ids
+    ids_b = store.save_fetch(b, [entry("b1", minutes=10)], NOW).new_ids
+    scope = [*ids_a, *ids_b]
+    story = StoryCluster(
+        id="s1", article_ids=tuple(map(str, scope)), label="Une histoire", lead_id=str(ids_a[0])
+    )
+    counts = store.save_clusters([story], scope, NOW)
+    assert counts["created"] == 1
+    [saved] = store.recent_stories(limit=10)
+    assert (saved.uid, saved.label, len(saved.members), saved.outlets) == (
+        "s1",
+        "Une histoire",
+        3,
+        ("A", "B"),
+    )
+    assert saved.lead.entry_id == ids_a[0]
+    assert store.story_assignments(scope) == {i: "s1" for i in scope}
+    version = store.stories_version()
+    # Saving the same result again changes nothing a feed reader would see.
+    store.save_clusters([story], scope, NOW + timedelta(minutes=5))
+    assert store.stories_version() == version
+    # Splitting one article off: the story keeps its id, a new one appears.
+    store.save_clusters(
+        [
+            StoryCluster(
+                id="s1",
+                article_ids=tuple(map(str, ids_a)),
+                label="Une histoire",
+                lead_id=str(ids_a[0]),
+            ),
+            StoryCluster(
+                id="s2", article_ids=(str(ids_b[0]),), label="Autre", lead_id=str(ids_b[0])
+            ),
+        ],
+        scope,
+        NOW,
+    )
+    assert {s.uid: len(s.members) for s in store.recent_stories(limit=10)} == {"s1": 2, "s2": 1}
+    assert store.count_stories(min_outlets=2) == 0
+    # A story left without members disappears.
+    store.save_clusters(
+        [
+            StoryCluster(
+                id="s2", article_ids=tuple(map(str, scope)), label="Tout", lead_id=str(ids_b[0])
+            )
+        ],
+        scope,
+        NOW,
+    )
+    assert [s.uid for s in store.recent_stories(limit=10)] == ["s2"]
+
+
+def test_store_rejects_naive_datetimes(store: Store) -> None:
+    with pytest.raises(sa.exc.StatementError):
+        store.due_sources(datetime(2025, 1, 1))
