@@ -184,3 +184,22 @@ def test_save_clusters_keeps_ids_and_counts_outlets(store: Store) -> None:
 def test_store_rejects_naive_datetimes(store: Store) -> None:
     with pytest.raises(sa.exc.StatementError):
         store.due_sources(datetime(2025, 1, 1))
+
+
+def test_topics_are_listed_by_activity_and_found_by_slug(store: Store) -> None:
+    from aggregator.store.schema import topics
+
+    with store.engine.begin() as conn:
+        for i, (slug, label) in enumerate(
+            [("ukraine", "Guerre en Ukraine"), ("retraites", "Réforme des retraites")]
+        ):
+            conn.execute(
+                topics.insert().values(
+                    uid=f"t{i}", slug=slug, label=label, created_at=NOW, updated_at=NOW,
+                    last_activity_at=NOW + timedelta(hours=i),
+                )
+            )  # fmt: skip
+    assert [t.slug for t in store.list_topics()] == ["retraites", "ukraine"]
+    found = store.topic_by_slug("ukraine")
+    assert found is not None and found.label == "Guerre en Ukraine"
+    assert store.topic_by_slug("nope") is None

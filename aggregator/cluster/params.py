@@ -29,14 +29,20 @@ class ClusterParams:
 
 @dataclass(frozen=True, slots=True)
 class Constraints:
-    """Editors' decisions, as clustering must honour them.
+    """Editors' decisions, as every clustering run (incremental or full rebuild) must honour them.
 
+    Story level:
     - ``locked``: story id -> its member ids; the machine changes neither.
     - ``fixed_labels``: story id -> label chosen by an editor.
-    - ``must_link`` / ``cannot_link``: pairs of article ids.
+    - ``must_link`` / ``cannot_link``: pairs of article ids that must share a story / never do.
+    Topic level:
+    - ``topic_links``: story id -> topic id it must belong to, or None (never in a topic).
+    - ``fixed_topic_labels``: topic id -> label chosen by an editor.
     """
 
     locked: Mapping[str, Sequence[str]] = field(default_factory=dict)
     fixed_labels: Mapping[str, str] = field(default_factory=dict)
     must_link: Sequence[tuple[str, str]] = ()
     cannot_link: Sequence[tuple[str, str]] = ()
+    topic_links: Mapping[str, str | None] = field(default_factory=dict)
+    fixed_topic_labels: Mapping[str, str] = field(default_factory=dict)

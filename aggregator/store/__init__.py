@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.models import Entry, FeedSpec, ParsedEntry, Source, Story, StoryCluster
+from aggregator.models import Entry, FeedSpec, ParsedEntry, Source, Story, StoryCluster, Topic
 from aggregator.store import entries as _entries
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
@@ -141,6 +141,14 @@ class Store:
     def story_by_uid(self, uid: str) -> Story | None:
         with read_transaction(self.engine) as conn:
             return _stories.story_by_uid(conn, uid)
+
+    def list_topics(self, *, limit: int = 100, include_hidden: bool = False) -> list[Topic]:
+        with read_transaction(self.engine) as conn:
+            return _stories.list_topics(conn, limit=limit, include_hidden=include_hidden)
+
+    def topic_by_slug(self, slug: str) -> Topic | None:
+        with read_transaction(self.engine) as conn:
+            return _stories.topic_by_slug(conn, slug)
 
     def story_uid_exists(self, uid: str) -> bool:
         with read_transaction(self.engine) as conn:

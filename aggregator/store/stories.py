@@ -149,6 +149,22 @@ def _to_topic(row: Any) -> Topic:
     )
 
 
+def list_topics(conn: Connection, *, limit: int = 100, include_hidden: bool = False) -> list[Topic]:
+    """Topics by newest activity."""
+    query = sa.select(topics)
+    if not include_hidden:
+        query = query.where(topics.c.hidden.is_(False))
+    query = query.order_by(topics.c.last_activity_at.desc().nulls_last(), topics.c.id.desc()).limit(
+        limit
+    )
+    return [_to_topic(r) for r in conn.execute(query)]
+
+
+def topic_by_slug(conn: Connection, slug: str) -> Topic | None:
+    row = conn.execute(sa.select(topics).where(topics.c.slug == slug)).first()
+    return _to_topic(row) if row is not None else None
+
+
 def recent_stories(
     conn: Connection,
     *,
