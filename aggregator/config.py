@@ -104,6 +104,13 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DeskSettings:
+    session_hours: float
+    review_hours: float
+    trust_forwarded_proto: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str
     format: str
@@ -120,6 +127,7 @@ class Settings:
     publish: PublishSettings
     retention: RetentionSettings
     log: LogSettings
+    desk: DeskSettings
     # The user file that was read, if any (for messages).
     config_file: Path | None = None
 
@@ -244,6 +252,8 @@ def _validate(s: Settings) -> None:
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),
         (s.publish.max_items >= 1, "publish.max_items must be at least 1"),
         (s.retention.max_age_days >= 0, "retention.max_age_days must be >= 0"),
+        (s.desk.session_hours > 0, "desk.session_hours must be positive"),
+        (s.desk.review_hours > 0, "desk.review_hours must be positive"),
         (s.log.format in {"text", "json"}, "log.format must be 'text' or 'json'"),
         (
             s.log.level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"},

@@ -15,6 +15,7 @@ from aggregator.cluster import ClusterParams, cluster_articles
 from aggregator.config import Settings
 from aggregator.errors import InputError
 from aggregator.models import Article, StoryCluster
+from aggregator.pipeline.editorial import editor_constraints, reapply_editor_state
 from aggregator.store import Store
 from aggregator.text import FrenchAnalyzer, load_stopwords
 
@@ -75,9 +76,11 @@ def recluster(
         params=cluster_params(settings),
         now=now,
         previous=previous,
+        constraints=editor_constraints(store, window),
         taken_ids=_TakenUids(store),
     )
     counts = store.save_clusters(clusters, ids, now)
+    reapply_editor_state(store, now)
     report = ReclusterReport(
         articles=len(articles),
         stories=len(clusters),
