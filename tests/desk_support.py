@@ -29,21 +29,25 @@ def corpus() -> dict[str, Any]:
     return json.loads(CORPUS.read_text(encoding="utf-8"))
 
 
-def articles(day: datetime = DAY, titles: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """The corpus articles with absolute times, optionally with some titles replaced."""
+Overrides = dict[str, dict[str, str]]
+
+
+def articles(day: datetime = DAY, overrides: Overrides | None = None) -> list[dict[str, Any]]:
+    """The corpus articles with absolute times and links; ``overrides`` replaces fields
+    (title, summary, link) of some articles, by key."""
     out = []
     for a in corpus()["articles"]:
         item = dict(a)
         item["published"] = day + timedelta(hours=a["hour"])
-        if titles and a["key"] in titles:
-            item["title"] = titles[a["key"]]
+        item["link"] = f"https://news.example/{a['key']}"
+        item.update((overrides or {}).get(a["key"], {}))
         out.append(item)
     return out
 
 
-def seed(store: Store, day: datetime = DAY, titles: dict[str, str] | None = None) -> dict[str, int]:
+def seed(store: Store, day: datetime = DAY, overrides: Overrides | None = None) -> dict[str, int]:
     """Store the corpus (one feed per outlet); returns entry ids by corpus key."""
-    items = articles(day, titles)
+    items = articles(day, overrides)
     outlets = sorted({a["outlet"] for a in items})
     specs = [FeedSpec(f"https://{i}.example/rss", outlet) for i, outlet in enumerate(outlets)]
     store.sync_sources(specs, day)
@@ -52,7 +56,7 @@ def seed(store: Store, day: datetime = DAY, titles: dict[str, str] | None = None
         mine = [a for a in items if a["outlet"] == source.outlet]
         parsed = [
             ParsedEntry(
-                key=a["key"], title=a["title"], link=f"https://news.example/{a['key']}",
+                key=a["key"], title=a["title"], link=a["link"],
                 summary_text=a["summary"], summary_html=escape(a["summary"]),
                 published=a["published"],
             )
@@ -130,3 +134,42 @@ class Editor:
 
     def close(self) -> None:
         self.client.close()
+
+
+@dataclass
+class World:
+    """A desk on a real uvicorn server over a clustered corpus, with one editor."""
+
+    settings: Any
+    store: Store
+    ids: dict[str, int]
+    server: Any
+
+    @property
+    def url(self) -> str:
+        return str(self.server.url)
+
+    def uid(self, key: str) -> str:
+        return story_of(self.store, self.ids[key])
+
+    def close(self) -> None:
+        self.server.stop()
+        self.store.close()
+
+
+def build_world(tmp: Path, overrides: Overrides | None = None, **env: str) -> World:
+    from aggregator.config import load_settings
+    from aggregator.pipeline import recluster
+    from aggregator.web import create_app
+    from tests.conftest import LiveServer, base_env
+
+    environment = base_env(tmp)
+    environment.update({f"AGGREGATOR_{k.upper()}": v for k, v in env.items()})
+    settings = load_settings(env=environment)
+    store = Store(settings.database.url)
+    ids = seed(store, overrides=overrides)
+    recluster(settings, store, AT)
+    store.add_user("alice", PASSWORD, DAY)
+    store.add_user("bruno", PASSWORD, DAY)
+    server = LiveServer(create_app(settings, store)).start()
+    return World(settings, store, ids, server)
