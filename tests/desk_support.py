@@ -62,7 +62,7 @@ def seed(store: Store, day: datetime = DAY, overrides: Overrides | None = None) 
             )
             for a in mine
         ]  # fmt: skip
-        store.save_fetch(source, parsed, day)
+        store.save_fetch(source, parsed, day + timedelta(hours=23))
     for e in store.entries_between(day - timedelta(days=1), day + timedelta(days=2)):
         ids[e.key] = e.id
     return ids
