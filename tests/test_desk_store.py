@@ -3,14 +3,16 @@ and undone, and the contract with clustering (decision -> recluster -> still hol
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from aggregator.cluster import cluster_articles
 from aggregator.config import Settings
 from aggregator.errors import DecisionError, InputError
-from aggregator.models import StoryCluster
-from aggregator.pipeline import recluster
+from aggregator.models import Article, StoryCluster
+from aggregator.pipeline import cluster_params, make_analyzer, recluster
+from aggregator.pipeline.editorial import load_editorial
 from aggregator.store import Store, StoryFilter
 from aggregator.store.desk import LoginBlocked
 from aggregator.store.desk.accounts import MAX_FAILURES_PER_NAME
@@ -248,3 +250,38 @@ def test_history_names_who_and_what_and_needs_review_clears(
     assert [s.uid for s in found] == [story_of(store, ids["psg-1"])]
     pct, _ = store.desk_stories(StoryFilter(text="%"), now=now, review=REVIEW, limit=50)
     assert pct == []
+
+
+def test_a_decision_taken_while_clustering_runs_is_not_undone_by_its_result(
+    settings: Settings, store: Store, world
+) -> None:  # type: ignore[no-untyped-def]
+    ids, editor = world
+    seisme, tempete = story_of(store, ids["seisme-1"]), story_of(store, ids["tempete-1"])
+    retraites = story_of(store, ids["retraites-1"])
+    undone = store.move_entry(editor, seisme, ids["seisme-2"], tempete, DAY)
+    # A run starts: it loads the window, the constraints and the current stories...
+    window = store.entries_between(AT - timedelta(hours=72), AT)
+    editorial = load_editorial(store, window)
+    previous = {str(k): v for k, v in store.story_assignments([e.id for e in window]).items()}
+    articles = [Article(id=str(e.id), title=e.title, summary=e.summary_text,
+                        published=e.published_at, source=e.outlet) for e in window]  # fmt: skip
+    clusters = cluster_articles(articles, analyzer=make_analyzer(settings),
+                                params=cluster_params(settings), previous=previous,
+                                constraints=editorial.constraints)  # fmt: skip
+    # ...while it computes, an editor moves an article, splits a story, undoes a move...
+    meanwhile = datetime.now(UTC)  # the desk stamps decisions with the wall clock
+    store.move_entry(editor, seisme, ids["seisme-3"], tempete, meanwhile)
+    _, split_off = store.split_story(editor, retraites, [ids["retraites-3"]], meanwhile)
+    store.undo_decision(editor, undone, meanwhile)
+    # ...and the run saves what it computed before: the editor's work is gone for now,
+    store.save_clusters(clusters, [e.id for e in window], AT)
+    assert story_of(store, ids["seisme-3"]) == seisme
+    assert story_of(store, ids["seisme-2"]) == tempete
+    # until the run re-applies what was decided meanwhile.
+    editorial.reapply(store, AT)
+    assert story_of(store, ids["seisme-3"]) == tempete
+    assert story_of(store, ids["retraites-3"]) == split_off
+    assert story_of(store, ids["seisme-2"]) == seisme
+    again(settings, store)
+    assert story_of(store, ids["seisme-3"]) == tempete
+    assert story_of(store, ids["retraites-3"]) == split_off != retraites

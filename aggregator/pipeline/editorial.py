@@ -1,6 +1,6 @@
 """Editors' decisions as clustering constraints, and their state back on the stories after
-each run. ``recluster`` calls ``editor_constraints`` before clustering and
-``reapply_editor_state`` after saving.
+each run. ``recluster`` calls ``load_editorial`` before clustering and its ``reapply`` after
+saving.
 
 Decisions can contradict each other (merge A and B, then move one of B's articles out):
 the most recent decision wins, older constraints that contradict it are set aside (not
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aggregator.cluster import Constraints
@@ -142,12 +143,22 @@ def resolve_constraints(
     )
 
 
-def editor_constraints(store: Store, window: Sequence[Entry]) -> Constraints:
+@dataclass(frozen=True, slots=True)
+class Editorial:
+    """The editors' constraints as one clustering run loaded them, and when (wall clock)."""
+
+    constraints: Constraints
+    loaded_at: datetime
+
+    def reapply(self, store: Store, now: datetime) -> int:
+        """After the run is saved: redo what editors did meanwhile, then put labels, pins,
+        hides, locks and topics back on their stories."""
+        return store.reapply_editor_state(now, since=self.loaded_at)
+
+
+def load_editorial(store: Store, window: Sequence[Entry]) -> Editorial:
     """The constraints every clustering run over ``window`` must honour."""
+    loaded_at = datetime.now(UTC)
     rows, locked = store.editor_constraints()
-    return resolve_constraints(rows, locked, {e.id: e.published_at for e in window})
-
-
-def reapply_editor_state(store: Store, now: datetime) -> int:
-    """Labels, pins, hides, locks and topics back on their stories after a run."""
-    return store.reapply_editor_state(now)
+    constraints = resolve_constraints(rows, locked, {e.id: e.published_at for e in window})
+    return Editorial(constraints=constraints, loaded_at=loaded_at)

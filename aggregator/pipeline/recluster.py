@@ -15,7 +15,7 @@ from aggregator.cluster import ClusterParams, cluster_articles
 from aggregator.config import Settings
 from aggregator.errors import InputError
 from aggregator.models import Article, StoryCluster
-from aggregator.pipeline.editorial import editor_constraints, reapply_editor_state
+from aggregator.pipeline.editorial import load_editorial
 from aggregator.store import Store
 from aggregator.text import FrenchAnalyzer, load_stopwords
 
@@ -69,6 +69,7 @@ def recluster(
         for e in window
     ]
     ids = [e.id for e in window]
+    editorial = load_editorial(store, window)
     previous = {str(k): v for k, v in store.story_assignments(ids).items()}
     clusters = cluster_articles(
         articles,
@@ -76,11 +77,11 @@ def recluster(
         params=cluster_params(settings),
         now=now,
         previous=previous,
-        constraints=editor_constraints(store, window),
+        constraints=editorial.constraints,
         taken_ids=_TakenUids(store),
     )
     counts = store.save_clusters(clusters, ids, now)
-    reapply_editor_state(store, now)
+    editorial.reapply(store, now)
     report = ReclusterReport(
         articles=len(articles),
         stories=len(clusters),

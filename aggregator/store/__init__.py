@@ -300,9 +300,9 @@ class Store:
         with read_transaction(self.engine) as conn:
             return _desk_state.active_constraints(conn), _desk_state.locked_members(conn)
 
-    def reapply_editor_state(self, now: datetime) -> int:
+    def reapply_editor_state(self, now: datetime, since: datetime | None = None) -> int:
         with write_transaction(self.engine) as conn:
-            return _desk_state.reapply(conn, now)
+            return _desk_state.reapply(conn, now, since)
 
     # -- editors' desk: reading
     def desk_stories(

@@ -217,14 +217,64 @@ def locked_members(conn: Connection) -> dict[str, list[int]]:
     return out
 
 
-def reapply(conn: Connection, now: datetime) -> int:
+def _redo_moves(conn: Connection, payload: dict[str, Any], now: datetime) -> None:
+    """Put a decision's articles where it put them (after a run that did not know it)."""
+    touched: set[int] = set()
+    for entry_id, _origin, destination in payload.get("moves", []):
+        current = story_of_entry(conn, entry_id)
+        if current == destination or current is None:
+            continue
+        target = maybe_story(conn, destination)
+        if target is None:
+            like = payload.get("snapshots", {}).get(destination)
+            label = like["label"] if like else entry_title(conn, entry_id)
+            target_id = create_story(conn, destination, label, now, like=like)
+        else:
+            target_id = target.id
+        touched.update({story_row(conn, current).id, target_id})
+        move_entries(conn, [entry_id], target_id, now)
+    for story_id in sorted(touched):
+        refresh_story(conn, story_id, now)
+
+
+def replay_since(conn: Connection, since: datetime, now: datetime) -> int:
+    """Redo the membership decisions taken, and undone, while a clustering run computed.
+
+    The run read the constraints before they existed, so saving its result may have put
+    articles back where editors had just moved them; the next run would fix it, but the
+    editor would see the change vanish meanwhile.
+    """
+    events: list[tuple[datetime, int, bool, Any]] = []
+    for row in conn.execute(
+        sa.select(decisions).where(
+            decisions.c.action.in_(MEMBERSHIP_ACTIONS),
+            sa.or_(decisions.c.created_at >= since, decisions.c.undone_at >= since),
+        )
+    ):
+        if row.created_at >= since:
+            events.append((row.created_at, row.id, False, row))
+        if row.undone_at is not None and row.undone_at >= since:
+            events.append((row.undone_at, row.id, True, row))
+    for _, _, undoing, row in sorted(events, key=lambda e: e[:3]):
+        payload = json.loads(row.payload or "{}")
+        if undoing:
+            _move_back(conn, payload, now)
+        else:
+            _redo_moves(conn, payload, now)
+    return len(events)
+
+
+def reapply(conn: Connection, now: datetime, since: datetime | None = None) -> int:
     """After a clustering run: labels, flags and topics back on the stories they belong to.
 
     A story id that disappeared because clustering regrouped its articles under another
     id passes its constraints to the story now holding most of the articles they were
     given for, so pins, hides and labels cannot be lost to an id change. Ids that an
     editor's merge retired are left alone (undoing the merge brings them back).
+    ``since``: when the run loaded the constraints; decisions taken after are redone.
     """
+    if since is not None:
+        replay_since(conn, since, now)
     uids: dict[str, None] = {}
     decisions_of: dict[str, set[int]] = {}
     for row in conn.execute(
