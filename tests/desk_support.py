@@ -138,12 +138,17 @@ class Editor:
 
 @dataclass
 class World:
-    """A desk on a real uvicorn server over a clustered corpus, with one editor."""
+    """A desk on a real uvicorn server over a clustered corpus, with two editors."""
 
     settings: Any
     store: Store
     ids: dict[str, int]
     server: Any
+    day: datetime = DAY
+
+    @property
+    def at(self) -> datetime:
+        return self.day + timedelta(hours=23)
 
     @property
     def url(self) -> str:
@@ -157,7 +162,11 @@ class World:
         self.store.close()
 
 
-def build_world(tmp: Path, overrides: Overrides | None = None, **env: str) -> World:
+def build_world(
+    tmp: Path, overrides: Overrides | None = None, day: datetime = DAY, **env: str
+) -> World:
+    """``day``: the corpus day; clustering runs that evening (23:00), so a day that ended
+    an hour ago gives a desk whose stories the machine just changed ("à revoir")."""
     from aggregator.config import load_settings
     from aggregator.pipeline import recluster
     from aggregator.web import create_app
@@ -167,9 +176,9 @@ def build_world(tmp: Path, overrides: Overrides | None = None, **env: str) -> Wo
     environment.update({f"AGGREGATOR_{k.upper()}": v for k, v in env.items()})
     settings = load_settings(env=environment)
     store = Store(settings.database.url)
-    ids = seed(store, overrides=overrides)
-    recluster(settings, store, AT)
+    ids = seed(store, day, overrides=overrides)
+    recluster(settings, store, day + timedelta(hours=23))
     store.add_user("alice", PASSWORD, DAY)
     store.add_user("bruno", PASSWORD, DAY)
     server = LiveServer(create_app(settings, store)).start()
-    return World(settings, store, ids, server)
+    return World(settings, store, ids, server, day)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from aggregator.pipeline import recluster
 from tests.conftest import REPO, need
-from tests.desk_support import AT, PASSWORD, World, build_world, corpus, members
+from tests.desk_support import PASSWORD, World, build_world, corpus, members
 
 CHROMIUM = "/usr/bin/chromium"
 # The machine's network is closed: no background fetches, updates or sync.
@@ -47,7 +48,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("desk-browser"))
+    # Yesterday's news, clustered an hour ago: times read "il y a 3 h", all "à revoir".
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    w = build_world(tmp_path_factory.mktemp("desk-browser"), day=hour - timedelta(hours=24))
     yield w
     w.close()
 
@@ -93,18 +96,29 @@ def test_an_editor_corrects_the_stories_and_the_feed_follows(browser: Any, world
         shot(page, "01-connexion")
         sign_in(page, world)
         assert page.locator(".story-row").count() == 6
+        assert page.locator(".story-row .badge-review").count() == 6
         shot(page, "02-histoires")
+        page.select_option("select[name=medias]", "2")
+        page.check("input[name=a_revoir]")
+        with page.expect_navigation():
+            page.click("button:has-text('Filtrer')")
+        assert page.locator(".story-row").count() == 4
 
         # Rename.
         seisme, ids = world.uid("seisme-1"), world.ids
         page.goto(f"{world.url}/desk/stories/{seisme}")
+        page.fill("input[name=nouveau_sujet]", "Séismes au Japon")
+        submit(page, "button:has-text('Rattacher')")
         shot(page, "03-histoire")
         page.fill("textarea[name=titre]", "Séisme au Japon : l’alerte au tsunami levée")
         submit(page, "button:has-text('Renommer')")
         page.reload()
         assert page.inner_text("h1") == "Séisme au Japon : l’alerte au tsunami levée"
-        assert page.locator(".badge-fixed").count() == 1
-        assert entry_for(feed(world), seisme).title == "Séisme au Japon : l’alerte au tsunami levée"
+        assert page.locator(".story-head .badge-fixed").count() == 1
+        assert page.locator(".story-head .badge-review").count() == 0  # an editor acted
+        renamed = entry_for(feed(world), seisme)
+        assert renamed.title == "Séisme au Japon : l’alerte au tsunami levée"
+        assert renamed.tags[0].label == "Séismes au Japon"
 
         # Pin.
         psg = world.uid("psg-1")
@@ -166,8 +180,8 @@ def test_an_editor_corrects_the_stories_and_the_feed_follows(browser: Any, world
         assert world.uid("seisme-3") == seisme
 
         # The machine runs again (a full recluster of the window): every decision holds.
-        recluster(world.settings, world.store, AT)
-        recluster(world.settings, world.store, AT)
+        recluster(world.settings, world.store, world.at)
+        recluster(world.settings, world.store, world.at)
         after = feed(world)
         assert after.entries[0].id.endswith(f"story/{psg}")
         assert entry_for(after, seisme).title == "Séisme au Japon : l’alerte au tsunami levée"
@@ -178,13 +192,16 @@ def test_an_editor_corrects_the_stories_and_the_feed_follows(browser: Any, world
         assert page.inner_text("h1") == "Séisme au Japon : l’alerte au tsunami levée"
 
         page.goto(f"{world.url}/desk/history")
-        assert page.locator(".decision").count() == 6
+        assert page.locator(".decision").count() == 7
         assert page.locator(".decision.is-undone").count() == 1
         shot(page, "06-historique")
         page.goto(f"{world.url}/desk?etat=epinglees")
         assert page.locator(".story-row").count() == 1
         page.goto(f"{world.url}/desk/topics")
+        assert "Séismes au Japon" in page.inner_text("main")
         shot(page, "07-sujets")
+        page.goto(f"{world.url}/desk?a_revoir=1&medias=2")
+        assert page.locator(".story-row").count() == 0  # editors acted on each since
 
         # Sign out: the desk is closed again.
         with page.expect_navigation():

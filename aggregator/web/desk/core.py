@@ -20,6 +20,24 @@ from aggregator.web.app import make_jinja
 from aggregator.web.desk.forms import MAX_ID, Problem
 from aggregator.web.desk.security import Guard, now, own_origins, safe_next, wants_html
 
+# What the history calls each decision (decisions.action).
+ACTION_NAMES = {
+    "rename_story": "Titre",
+    "rename_topic": "Sujet",
+    "merge": "Fusion",
+    "split": "Séparation",
+    "move": "Déplacement",
+    "remove": "Retrait",
+    "pin": "Épinglage",
+    "unpin": "Épinglage",
+    "hide": "Masquage",
+    "unhide": "Masquage",
+    "lock": "Verrou",
+    "unlock": "Verrou",
+    "attach_topic": "Sujet",
+    "detach_topic": "Sujet",
+    "review": "Vérification",
+}
 PROBLEM_TITLES = {
     400: "Demande invalide",
     401: "Connexion requise",
@@ -67,6 +85,7 @@ class Desk:
         self.store = store
         self.jinja: Environment = make_jinja()
         self.jinja.filters.update(ago=ago, short_time=short_time, plural=plural)
+        self.jinja.globals["action_names"] = ACTION_NAMES
         self.guard = Guard(settings, store, self.problem)
 
     @cached_property
