@@ -131,6 +131,8 @@ class StoryCluster:
     terms: tuple[str, ...] = ()
     topic_id: str | None = None
     topic_label: str | None = None
+    # (copy, original) article ids: near-identical republications of one dispatch.
+    wire_of: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
