@@ -178,9 +178,7 @@ class FrenchAnalyzer:
             pending: list[str] = []
             for i, word in enumerate(words):
                 named = word[:1].isupper() and (
-                    i > 0
-                    or word.isupper()
-                    or (i + 1 < len(words) and words[i + 1][:1].isupper())
+                    i > 0 or word.isupper() or (i + 1 < len(words) and words[i + 1][:1].isupper())
                 )
                 if named and fold_accents(word.lower()) not in self.stopwords:
                     run.extend(pending)

@@ -64,7 +64,9 @@ def load_dev(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     return rows, gold
 
 
-def run_cluster_file(rows: Sequence[dict[str, object]], *, in_process: bool) -> list[dict[str, str]]:
+def run_cluster_file(
+    rows: Sequence[dict[str, object]], *, in_process: bool
+) -> list[dict[str, str]]:
     """Run the product's clustering exactly as a user would (subprocess by default)."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if in_process:
@@ -81,7 +83,15 @@ def run_cluster_file(rows: Sequence[dict[str, object]], *, in_process: bool) -> 
             outfile = Path(tmp) / "out.jsonl"
             env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
             subprocess.run(
-                [sys.executable, "-m", "aggregator", "cluster-file", str(infile), "-o", str(outfile)],
+                [
+                    sys.executable,
+                    "-m",
+                    "aggregator",
+                    "cluster-file",
+                    str(infile),
+                    "-o",
+                    str(outfile),
+                ],
                 check=True,
                 env=env,
                 capture_output=True,
@@ -179,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         line(f"average-link oracle (thr {best['threshold']})", best["pred"])  # type: ignore[arg-type]
     line(f"aggregator cluster-file (defaults, {elapsed:.1f} s)", pred)
     with_topic = sum(1 for o in out if o.get("topic"))
-    print(f"articles in a topic: {with_topic}; topics: {len({o.get('topic') for o in out} - {None})}")
+    print(
+        f"articles in a topic: {with_topic}; topics: {len({o.get('topic') for o in out} - {None})}"
+    )
     if args.liveblog:
         show_liveblog(args.data / LIVEBLOG_FILE, in_process=args.in_process)
     return 0

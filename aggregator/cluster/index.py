@@ -82,7 +82,9 @@ class StoryIndex:
         heapq.heappush(self._by_first, (t, s))
         return s
 
-    def add(self, s: int, member: int, vec: Vector, t: float, story_dot: float | None = None) -> None:
+    def add(
+        self, s: int, member: int, vec: Vector, t: float, story_dot: float | None = None
+    ) -> None:
         """Add ``vec`` to story ``s``; ``story_dot`` is its dot with the sum, if known."""
         story = self.stories[s]
         if story_dot is None:
