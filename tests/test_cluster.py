@@ -16,7 +16,12 @@ ANALYZER = make_analyzer(load_settings(env={}))
 CORPUS = [
     ("m1", "BFM", "Washington va livrer des mines antipersonnel à l'Ukraine", 0),
     ("m2", "Le Figaro", "Les États-Unis vont fournir des mines antipersonnel à Kyiv", 1),
-    ("m3", "franceinfo", "Guerre en Ukraine : Washington autorise la livraison de mines antipersonnel", 2),
+    (
+        "m3",
+        "franceinfo",
+        "Guerre en Ukraine : Washington autorise la livraison de mines antipersonnel",
+        2,
+    ),
     ("r1", "Le Monde", "Réforme des retraites : l'intersyndicale appelle à une nouvelle grève", 0),
     ("r2", "Libération", "Retraites : nouvelle journée de grève à l'appel de l'intersyndicale", 3),
     ("f1", "L'Équipe", "Ligue 1 : le PSG s'impose face à Saint-Étienne", 1),

@@ -36,14 +36,18 @@ def test_fixed_label_replaces_the_machine_label(mode: dict[str, object]) -> None
 @pytest.mark.parametrize("mode", MODES)
 def test_cannot_link_separates_even_stored_companions(mode: dict[str, object]) -> None:
     constraints = Constraints(cannot_link=[("m1", "m2")])
-    placed = story_of(cluster_articles(articles(), analyzer=ANALYZER, constraints=constraints, **mode))  # type: ignore[arg-type]
+    placed = story_of(
+        cluster_articles(articles(), analyzer=ANALYZER, constraints=constraints, **mode)
+    )  # type: ignore[arg-type]
     assert placed["m1"] != placed["m2"]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_must_link_joins_even_stored_strangers(mode: dict[str, object]) -> None:
     constraints = Constraints(must_link=[("f1", "r2")])
-    placed = story_of(cluster_articles(articles(), analyzer=ANALYZER, constraints=constraints, **mode))  # type: ignore[arg-type]
+    placed = story_of(
+        cluster_articles(articles(), analyzer=ANALYZER, constraints=constraints, **mode)
+    )  # type: ignore[arg-type]
     assert placed["f1"] == placed["r2"]
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
 
-from aggregator.cluster.features import TermStats, hours, make_doc
+from aggregator.cluster.features import Doc, TermStats, hours, make_doc
 from aggregator.cluster.ids import follow_majority
 from aggregator.cluster.labels import key_terms, lead_of, topic_label
 from aggregator.cluster.params import ClusterParams, Constraints
@@ -77,6 +78,7 @@ def cluster_articles(
             sum=group.sum,
             first=docs[group.members[0]].t,
             last=max(docs[i].t for i in group.members),
+            kickers=_kicker_shares(docs, group.members),
         )
         for story_id, group in zip(ids, groups, strict=True)
     ]
@@ -118,6 +120,11 @@ def cluster_articles(
             )
         )
     return sorted(clusters, key=lambda c: c.id)
+
+
+def _kicker_shares(docs: Sequence[Doc], members: Sequence[int]) -> dict[str, float]:
+    counts = Counter(docs[i].kicker for i in members if docs[i].kicker)
+    return {k: n / len(members) for k, n in counts.items()}
 
 
 def _settled(

@@ -23,6 +23,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_PRUNED_DF = 20
 
 Vector = dict[str, float]
+# Longer text before " : " is a sentence, not a kicker.
+MAX_KICKER_TERMS = 4
 
 
 def hours(when: datetime | None) -> float:
@@ -41,6 +43,9 @@ class Doc:
     surface: list[tuple[str, str]] = field(default_factory=list)
     # Unweighted title + summary stems, for wire-copy detection.
     plain: list[str] = field(default_factory=list)
+    # The headline's kicker ("Guerre en Ukraine : ..."), as joined stems: the outlet's own
+    # name for the subject, evidence for topics.
+    kicker: str = ""
 
 
 def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) -> Doc:
@@ -50,12 +55,15 @@ def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) 
     if params.phrase_weight:
         terms += analyzer.phrases(article.title) * params.phrase_weight
     surface = list(zip(title_stems + summary_stems, title_words + summary_words, strict=True))
+    head, sep, _ = article.title.partition(" : ")
+    kicker_stems = analyzer.analyse(head)[1] if sep else []
     return Doc(
         article=article,
         t=hours(article.published),
         terms=terms,
         surface=surface,
         plain=title_stems + summary_stems,
+        kicker="_".join(kicker_stems) if 0 < len(kicker_stems) <= MAX_KICKER_TERMS else "",
     )
 
 

@@ -43,7 +43,7 @@ class ClusterParams:
     # Stories whose centroids are this similar are linked into one topic, over
     # `topic_window_hours`; a topic needs `topic_min_stories` stories.
     topic_window_hours: float = 336.0
-    topic_threshold: float = 0.35
+    topic_threshold: float = 0.30
     topic_min_stories: int = 2
     # Members of a story at least this similar (plain term overlap, no weighting) are
     # copies of one dispatch (wire copies), counted once for coverage.

@@ -19,6 +19,10 @@ from aggregator.cluster.params import ClusterParams
 
 # A story enters topic linking with its this-many heaviest terms (its gist).
 TOPIC_TERMS = 20
+# One shared word ("salle", "début") is a coincidence, not a subject: a story must share
+# at least this many terms with a topic to join it (dev set: one-word topics of unrelated
+# local news vanish).
+MIN_SHARED_TERMS = 2
 
 
 @dataclass(slots=True)
@@ -27,6 +31,8 @@ class StoryInfo:
     sum: Vector
     first: float
     last: float
+    # Kicker -> share of the story's headlines that carry it.
+    kickers: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -38,8 +44,15 @@ class _Topic:
     fixed_id: str = ""
 
 
-def _gist(total: Vector) -> Vector:
-    top = sorted(total.items(), key=lambda tw: (-tw[1], tw[0]))[:TOPIC_TERMS]
+def _gist(story: StoryInfo) -> Vector:
+    """The story's heaviest terms, plus its kickers weighed like its heaviest term.
+
+    A shared kicker ("Guerre en Ukraine : ...") is the outlets' own word that two
+    stories have one subject, however common its words are in the window.
+    """
+    top = sorted(story.sum.items(), key=lambda tw: (-tw[1], tw[0]))[:TOPIC_TERMS]
+    heaviest = top[0][1] if top else 1.0
+    top += [(f"kicker:{k}", share * heaviest) for k, share in sorted(story.kickers.items())]
     norm = math.sqrt(sum(w * w for _, w in top))
     return {t: w / norm for t, w in top} if norm else {}
 
@@ -57,7 +70,7 @@ def link_topics(
     with ``keep_previous`` (incremental runs) those stay, else topics are rebuilt and
     ids follow the majority of their stories. ``forced`` is the editors' word."""
     order = sorted(range(len(stories)), key=lambda i: (stories[i].first, stories[i].id))
-    gists = [_gist(s.sum) for s in stories]
+    gists = [_gist(s) for s in stories]
     topics: list[_Topic] = []
     by_id: dict[str, int] = {}
     postings: dict[str, dict[int, float]] = defaultdict(dict)
@@ -91,13 +104,18 @@ def link_topics(
         if i in placed or stories[i].id in forced:
             continue
         dots: dict[int, float] = defaultdict(float)
+        shared: dict[int, int] = defaultdict(int)
         for t, w in gists[i].items():
             for k, tw in postings.get(t, {}).items():
                 dots[k] += w * tw
+                shared[k] += 1
         best, best_score = -1, params.topic_threshold
         for k in sorted(dots):
             topic = topics[k]
-            if stories[i].first - topic.last > params.topic_window_hours:
+            if (
+                shared[k] < MIN_SHARED_TERMS
+                or stories[i].first - topic.last > params.topic_window_hours
+            ):
                 continue
             score = dots[k] / math.sqrt(topic.norm2)
             if score >= best_score and (best < 0 or score > best_score):
