@@ -160,12 +160,50 @@ def show_liveblog(path: Path, *, in_process: bool) -> None:
         print(f"  topic {topic}: {', '.join(members)}")
 
 
+ABLATION = [
+    ("defaults", {}),
+    ("no seed guard (seed_threshold 0)", {"seed_threshold": 0.0}),
+    ("all terms (max_terms 1000)", {"max_terms": 1000}),
+    ("proper-noun phrases (phrase_weight 1)", {"phrase_weight": 1}),
+    ("title weight 1", {"title_weight": 1}),
+    ("no time penalty", {"time_penalty": 0.0}),
+    ("threshold 0.50", {"threshold": 0.5}),
+    ("threshold 0.70", {"threshold": 0.7}),
+]
+
+
+def ablation(rows: Sequence[dict[str, object]], gold: Sequence[str]) -> None:
+    """Each text and clustering choice switched off or changed alone, in process."""
+    import dataclasses
+
+    from aggregator.cluster import cluster_articles
+    from aggregator.config import load_settings
+    from aggregator.pipeline import cluster_params, make_analyzer
+    from aggregator.pipeline.recluster import read_articles
+    from aggregator.text import FrenchAnalyzer
+
+    settings = load_settings()
+    articles = list(read_articles(json.dumps(r, ensure_ascii=False) for r in rows))
+    analyzer = make_analyzer(settings)
+    no_aliases = FrenchAnalyzer(analyzer.stopwords)
+    variants = [(n, kw, analyzer) for n, kw in ABLATION] + [("no aliases", {}, no_aliases)]
+    print("\nablation (in process, one change at a time):")
+    for name, changes, an in variants:
+        params = dataclasses.replace(cluster_params(settings), **changes)
+        clusters = cluster_articles(articles, analyzer=an, params=params)
+        story = {a: c.id for c in clusters for a in c.article_ids}
+        pred = [story[str(r["id"])] for r in rows]
+        p, r, f = b_cubed(pred, gold)
+        print(f"  {name:<40} {p:6.3f} {r:6.3f} {f:6.3f} {ari(pred, gold):6.3f} {len(set(pred)):8d}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=shared_data())
     ap.add_argument("--in-process", action="store_true", help="call cluster_file() directly")
     ap.add_argument("--no-oracle", action="store_true", help="skip the agglomerative oracle")
     ap.add_argument("--liveblog", action="store_true", help="also show the seed live blog")
+    ap.add_argument("--ablation", action="store_true", help="also measure each choice alone")
     args = ap.parse_args(argv)
 
     rows, gold = load_dev(args.data / DEV_FILE)
@@ -192,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"articles in a topic: {with_topic}; topics: {len({o.get('topic') for o in out} - {None})}"
     )
+    if args.ablation:
+        ablation(rows, gold)
     if args.liveblog:
         show_liveblog(args.data / LIVEBLOG_FILE, in_process=args.in_process)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from aggregator.cluster import ClusterParams, Constraints, cluster_articles
+from aggregator.cluster import ClusterParams, cluster_articles
 from aggregator.config import load_settings
 from aggregator.models import Article
 from aggregator.pipeline import make_analyzer
