@@ -179,9 +179,9 @@ def test_an_editor_corrects_the_stories_and_the_feed_follows(browser: Any, world
         assert page.locator(f"#article-{ids['seisme-3']}").count() == 1
         assert world.uid("seisme-3") == seisme
 
-        # The machine runs again (a full recluster of the window): every decision holds.
-        recluster(world.settings, world.store, world.at)
-        recluster(world.settings, world.store, world.at)
+        # The machine runs again (incremental, then a full rebuild): every decision holds.
+        recluster(world.settings, world.store, world.at, full=False)
+        recluster(world.settings, world.store, world.at, full=True)
         after = feed(world)
         assert after.entries[0].id.endswith(f"story/{psg}")
         assert entry_for(after, seisme).title == "Séisme au Japon : l’alerte au tsunami levée"

@@ -21,18 +21,24 @@ from tests.desk_support import AT, DAY, PASSWORD, members, seed, story_of
 REVIEW = timedelta(hours=24)
 
 
-@pytest.fixture
-def world(settings: Settings, store: Store):  # type: ignore[no-untyped-def]
-    """The corpus stored and clustered once, and an editor."""
+# Later runs of each test are incremental (new articles placed, stored stories kept) or
+# full rebuilds of the window: decisions must hold through both.
+MODE = {"full": True}
+
+
+@pytest.fixture(params=["incremental", "full"])
+def world(request: pytest.FixtureRequest, settings: Settings, store: Store):  # type: ignore[no-untyped-def]
+    """The corpus stored and clustered once (a full run), and an editor."""
+    MODE["full"] = request.param == "full"
     ids = seed(store)
-    recluster(settings, store, AT)
+    recluster(settings, store, AT, full=True)
     user = store.add_user("alice", PASSWORD, DAY)
     return ids, user.id
 
 
 def again(settings: Settings, store: Store, hours: float = 0) -> None:
-    """Another clustering run (the whole window is reclustered: today's full rebuild)."""
-    recluster(settings, store, AT + timedelta(hours=hours))
+    """Another clustering run, of the test's kind."""
+    recluster(settings, store, AT + timedelta(hours=hours), full=MODE["full"])
 
 
 # -- accounts

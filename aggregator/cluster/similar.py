@@ -1,25 +1,28 @@
-"""How close stories are to each other: cosine between story centroids, with the same
-features clustering uses (French stems, title weighted, sublinear TF-IDF).
+"""How close stories are to each other: cosine between story centroids, with the features
+clustering uses (``features.make_doc`` and ``TermStats``: French stems, aliases, title
+weighted, sublinear TF x IDF, top terms).
 
 The editors' desk shows a story's nearest neighbours with this, as merge candidates.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
-
+from aggregator.cluster.features import TermStats, Vector, dot, make_doc
 from aggregator.cluster.params import ClusterParams
 from aggregator.models import Article
 from aggregator.text import FrenchAnalyzer
 
 
-def _identity(doc: list[str]) -> list[str]:
-    return doc
+def _centroid(vectors: Sequence[Vector]) -> Vector:
+    total: Vector = {}
+    for vec in vectors:
+        for term, w in vec.items():
+            total[term] = total.get(term, 0.0) + w
+    norm = math.sqrt(sum(w * w for w in total.values()))
+    return {t: w / norm for t, w in total.items()} if norm else {}
 
 
 def story_similarities(
@@ -32,35 +35,23 @@ def story_similarities(
 ) -> list[tuple[str, float]]:
     """The ``limit`` stories of ``others`` most similar to ``story``: (id, cosine), best first.
 
-    IDF is learnt on the articles given, so the scores are relative to that neighbourhood.
-    Stories with nothing in common (cosine 0) are left out. Ties go to the smaller id.
+    IDF is learnt on the articles given, so scores are relative to that neighbourhood.
+    Stories with nothing in common (cosine 0) are left out; ties go to the smaller id.
     """
     params = params or ClusterParams()
     ids = [sid for sid in sorted(others) if others[sid]]
-    groups = [list(story), *(list(others[sid]) for sid in ids)]
     if not story or not ids:
         return []
-    docs: list[list[str]] = []
-    owner: list[int] = []
-    for g, articles in enumerate(groups):
-        for a in articles:
-            title = analyzer.stems(analyzer.tokens(a.title))
-            summary = analyzer.stems(analyzer.tokens(a.summary))
-            docs.append(title * params.title_weight + summary)
-            owner.append(g)
-    vectorizer = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, dtype=np.float32)
-    try:
-        X = vectorizer.fit_transform(docs)
-    except ValueError:  # no vocabulary at all
-        return []
-    membership = sp.csr_matrix(
-        (np.ones(len(owner), dtype=np.float32), (owner, np.arange(len(owner)))),
-        shape=(len(groups), len(owner)),
-    )
-    centroids = normalize(membership @ X)
-    scores = np.asarray((centroids[1:] @ centroids[0].T).todense()).ravel()
+    groups = [list(story), *(list(others[sid]) for sid in ids)]
+    docs = [[make_doc(a, analyzer, params) for a in group] for group in groups]
+    stats = TermStats(params.max_df, params.max_terms)
+    for group_docs in docs:
+        for doc in group_docs:
+            stats.add(doc.terms)
+    centroids = [_centroid([stats.vector(d.terms) for d in group_docs]) for group_docs in docs]
+    target = centroids[0]
+    scored = [(ids[i], dot(target, c)) for i, c in enumerate(centroids[1:])]
     ranked = sorted(
-        ((ids[i], float(s)) for i, s in enumerate(scores) if s > 0),
-        key=lambda pair: (-round(pair[1], 6), pair[0]),
+        ((sid, s) for sid, s in scored if s > 0), key=lambda pair: (-round(pair[1], 6), pair[0])
     )
     return ranked[:limit]

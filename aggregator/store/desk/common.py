@@ -179,10 +179,23 @@ def refresh_story(conn: Connection, story_id: int, now: datetime) -> bool:
     Unlike clustering, this leaves ``machine_changed_at`` alone: an editor's change is not
     one to review. ``updated_at`` moves so cached feeds are rendered again.
     """
+    # A wire copy whose original left the story is no copy here any more.
+    here = sa.select(story_members.c.entry_id).where(story_members.c.story_id == story_id)
+    conn.execute(
+        story_members.update()
+        .where(
+            story_members.c.story_id == story_id,
+            story_members.c.wire_of.is_not(None),
+            story_members.c.wire_of.not_in(here.scalar_subquery()),
+        )
+        .values(wire_of=None)
+    )
+    # Outlets count independent reporting, as clustering counts them (wire copies left out).
+    independent = sa.case((story_members.c.wire_of.is_(None), entries.c.outlet), else_=None)
     stats = conn.execute(
         sa.select(
             sa.func.count().label("n"),
-            sa.func.count(sa.distinct(entries.c.outlet)).label("outlets"),
+            sa.func.count(sa.distinct(independent)).label("outlets"),
             sa.func.min(entries.c.published_at).label("first"),
             sa.func.max(entries.c.published_at).label("last"),
         )

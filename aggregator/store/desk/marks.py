@@ -6,9 +6,7 @@ runs honour.
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +33,7 @@ from aggregator.store.desk.common import (
     touch_stories,
 )
 from aggregator.store.schema import constraints, decisions, stories, topics
+from aggregator.store.stories import _free_slug, slugify
 
 # action (and its opposite) for each flag, and what the history says.
 FLAG_ACTIONS: dict[str, tuple[str, str, str, str]] = {
@@ -42,8 +41,6 @@ FLAG_ACTIONS: dict[str, tuple[str, str, str, str]] = {
     HIDDEN: ("hide", "unhide", "Masquée de tous les flux", "De nouveau visible dans les flux"),
     LOCKED: ("lock", "unlock", "Verrouillée (composition figée)", "Déverrouillée"),
 }
-_SLUG_DROP = re.compile(r"[^a-z0-9]+")
-MAX_SLUG_CHARS = 80
 
 
 def _latest_payload(conn: Connection, uid: str, actions: tuple[str, ...]) -> dict[str, Any]:
@@ -143,22 +140,13 @@ def set_flag(
     return decision
 
 
-def slugify(label: str) -> str:
-    folded = unicodedata.normalize("NFKD", label.lower())
-    ascii_only = "".join(c for c in folded if not unicodedata.combining(c))
-    slug = _SLUG_DROP.sub("-", ascii_only).strip("-")[:MAX_SLUG_CHARS].strip("-")
-    return slug or "sujet"
-
-
 def create_topic(conn: Connection, label: str, now: datetime) -> Any:
     """A topic named by an editor: its slug (and so its feed URL) never changes after."""
     label = clean_label(label)
-    base = slugify(label)
-    slug, n = base, 1
-    while conn.scalar(sa.select(topics.c.id).where(topics.c.slug == slug)) is not None:
-        n += 1
-        slug = f"{base}-{n}"
+    slug = _free_slug(conn, slugify(label))
     uid = "t" + secrets.token_hex(8)[:15]
+    while conn.scalar(sa.select(topics.c.id).where(topics.c.uid == uid)) is not None:
+        uid = "t" + secrets.token_hex(8)[:15]
     conn.execute(
         topics.insert().values(
             uid=uid, slug=slug, label=label, label_fixed=True, created_at=now, updated_at=now
