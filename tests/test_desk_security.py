@@ -15,7 +15,7 @@ import pytest
 from starlette.routing import Route
 
 from aggregator.web import create_app
-from tests.desk_support import PASSWORD, Editor, World, build_world
+from tests.desk_support import PASSWORD, Editor, World, build_world, corpus
 
 LABELS = ("Séisme", "Réforme des retraites", "Ligue des champions", "Tempête", "Ishikawa")
 
@@ -305,3 +305,18 @@ def test_bodies_and_query_strings_out_of_bounds(world: World, editor: Editor) ->
     # A redirect target from a form never leaves the desk.
     r = editor.post(f"/desk/stories/{world.uid('psg-1')}/review", {"suite": "//evil.example/x"})
     assert r.status_code == 303 and r.headers["location"].startswith("/desk/stories/")
+
+
+def test_story_page_marks_wire_copies(tmp_path: Path) -> None:
+    """A near-identical republication is shown as such and not counted as another outlet."""
+    first = next(a for a in corpus()["articles"] if a["key"] == "tempete-1")
+    w = build_world(tmp_path, overrides={"tempete-2": {"title": first["title"],
+                                                       "summary": first["summary"]}})  # fmt: skip
+    e = Editor.sign_in(w.url)
+    try:
+        page = e.client.get(f"/desk/stories/{w.uid('tempete-1')}").text
+        assert page.count('class="badge badge-wire"') == 1
+        assert "1 média (+ 1 en reprise)" in page
+    finally:
+        e.close()
+        w.close()
