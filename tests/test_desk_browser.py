@@ -174,10 +174,15 @@ def test_an_editor_corrects_the_stories_and_the_feed_follows(browser: Any, world
         assert world.uid("seisme-3") == psg
         page.reload()
         assert page.locator(f"#article-{ids['seisme-3']}").count() == 0
+        moved_title = "le Japon lève"
+        assert moved_title in entry_for(feed(world), psg).content[0].value
         submit(page, ".flash button:has-text('Annuler')")
         page.reload()
         assert page.locator(f"#article-{ids['seisme-3']}").count() == 1
         assert world.uid("seisme-3") == seisme
+        undone = feed(world)
+        assert moved_title in entry_for(undone, seisme).content[0].value
+        assert moved_title not in entry_for(undone, psg).content[0].value
 
         # The machine runs again (incremental, then a full rebuild): every decision holds.
         recluster(world.settings, world.store, world.at, full=False)
