@@ -15,6 +15,7 @@ from aggregator.cluster import ClusterParams, cluster_articles
 from aggregator.config import Settings
 from aggregator.errors import InputError
 from aggregator.models import Article, StoryCluster
+from aggregator.pipeline import websub
 from aggregator.store import Store
 from aggregator.text import FrenchAnalyzer, load_stopwords
 
@@ -78,6 +79,7 @@ def recluster(
         taken_ids=_TakenUids(store),
     )
     counts = store.save_clusters(clusters, ids, now)
+    websub.announce_changes(settings, store, counts)
     report = ReclusterReport(
         articles=len(articles),
         stories=len(clusters),
