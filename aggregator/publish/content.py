@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ TAG_DATE = "2026"
 # An empty feed still needs an <updated>; a constant keeps its bytes (and ETag) stable.
 EMPTY_FEED_UPDATED = datetime(2026, 1, 1, tzinfo=UTC)
 GENERATOR_URI = "https://github.com/aggregator-fr/aggregator"
+# A "<" that would open a tag (a letter, "/", "!" or "?" follows). Stored titles have their
+# complete tags stripped, but an unterminated one ("<svg onload=alert(1)//") survives as text.
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,13 @@ def rfc3339(when: datetime) -> str:
 def rfc822(when: datetime) -> str:
     """RSS 2.0 dates: RFC 822 with a four-digit year, in GMT."""
     return format_datetime(when.astimezone(UTC), usegmt=True)
+
+
+def plain_text(value: str) -> str:
+    """Text that stays inert even where a reader takes it for HTML (RSS titles: the RSS 2.0
+    spec leaves their type open): a tag-opening "<" becomes "‹".
+    """
+    return _TAG_OPEN.sub("\u2039", clean_text(value))
 
 
 def safe_href(url: str) -> str | None:

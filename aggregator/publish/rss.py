@@ -1,6 +1,7 @@
 """RSS 2.0 (rssboard.org/rss-specification): the same stories as the Atom feed.
 
-The guid is the story's tag: URI (isPermaLink="false"). RSS has a single date per item:
+Titles are plain text made inert even for readers that take RSS titles for HTML. The
+guid is the story's tag: URI (isPermaLink="false"). RSS has a single date per item:
 ``pubDate`` carries the story's last new article, so readers that order by date bring a
 story back up when it grows. Self, hub and paging links use atom:link, as the RSS
 Advisory Board recommends.
@@ -15,6 +16,7 @@ from aggregator.models import Story
 from aggregator.publish.content import (
     GENERATOR_URI,
     FeedMeta,
+    plain_text,
     rfc822,
     safe_href,
     story_content_html,
@@ -33,15 +35,20 @@ def _a(value: str) -> str:
     return quoteattr(clean_text(value))
 
 
+def _t(value: str) -> str:
+    """Plain text in an element whose type RSS leaves open (title, category, creator)."""
+    return escape(plain_text(value))
+
+
 def render_rss(stories: Sequence[Story], meta: FeedMeta) -> bytes:
     out = [
         '<?xml version="1.0" encoding="utf-8"?>\n',
         '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"'
         ' xmlns:dc="http://purl.org/dc/elements/1.1/">\n',
         "<channel>\n",
-        f"  <title>{_x(meta.title)}</title>\n",
+        f"  <title>{_t(meta.title)}</title>\n",
         f"  <link>{_x(meta.site_url)}</link>\n",
-        f"  <description>{_x(meta.subtitle or meta.title)}</description>\n",
+        f"  <description>{_t(meta.subtitle or meta.title)}</description>\n",
         f"  <language>{_x(meta.language)}</language>\n",
         f"  <lastBuildDate>{rfc822(meta.updated)}</lastBuildDate>\n",
         f"  <generator>aggregator ({_x(GENERATOR_URI)})</generator>\n",
@@ -62,16 +69,16 @@ def render_rss(stories: Sequence[Story], meta: FeedMeta) -> bytes:
 def _item(story: Story, meta: FeedMeta) -> str:
     lead = story.lead
     href = safe_href(lead.link)
-    lines = ["  <item>\n", f"    <title>{_x(story.label)}</title>\n"]
+    lines = ["  <item>\n", f"    <title>{_t(story.label)}</title>\n"]
     if href:
         lines.append(f"    <link>{_x(href)}</link>\n")
     lines += [
         f'    <guid isPermaLink="false">{_x(story_tag(meta.tag_authority, story.uid))}</guid>\n',
         f"    <pubDate>{rfc822(story.last_activity_at)}</pubDate>\n",
-        f"    <dc:creator>{_x(lead.outlet)}</dc:creator>\n",
+        f"    <dc:creator>{_t(lead.outlet)}</dc:creator>\n",
     ]
     if story.topic is not None:
-        lines.append(f"    <category>{_x(story.topic.label)}</category>\n")
+        lines.append(f"    <category>{_t(story.topic.label)}</category>\n")
     lines.append(f"    <description>{_x(story_content_html(story))}</description>\n")
     lines.append("  </item>\n")
     return "".join(lines)

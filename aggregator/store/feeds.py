@@ -7,6 +7,7 @@ so a page never repeats or skips an item when new stories arrive meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,25 @@ def _story_after(cursor: str) -> Any:
     return sa.and_(same_pin, later)
 
 
+def _with_visible_members(conn: Connection, rows: list[Any]) -> list[Story]:
+    """Stories with their members; a topic that editors hid is not shown on its stories."""
+    found = _with_members(conn, rows)
+    topic_ids = {s.topic.id for s in found if s.topic is not None}
+    if not topic_ids:
+        return found
+    hidden = set(
+        conn.scalars(
+            sa.select(topics.c.id).where(topics.c.id.in_(topic_ids), topics.c.hidden.is_(True))
+        )
+    )
+    if not hidden:
+        return found
+    return [
+        dataclasses.replace(s, topic=None) if s.topic is not None and s.topic.id in hidden else s
+        for s in found
+    ]
+
+
 def _visible_topic_id(slug: str) -> Any:
     return (
         sa.select(topics.c.id)
@@ -87,7 +107,7 @@ def stories_page(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _story_cursor(rows[-1]) if more and rows else None
-    return _with_members(conn, rows), next_cursor
+    return _with_visible_members(conn, rows), next_cursor
 
 
 def articles_page(
@@ -124,7 +144,7 @@ def articles_page(
     rows = rows[:limit]
     story_ids = sorted({r.story_id for r in rows})
     story_rows = list(conn.execute(sa.select(stories).where(stories.c.id.in_(story_ids))))
-    by_id = {s.id: s for s in _with_members(conn, story_rows)}
+    by_id = {s.id: s for s in _with_visible_members(conn, story_rows)}
     items = [(r.id, by_id[r.story_id]) for r in rows if r.story_id in by_id]
     next_cursor = None
     if more and rows:
@@ -161,7 +181,7 @@ def visible_story(conn: Connection, uid: str) -> Story | None:
     rows = list(
         conn.execute(sa.select(stories).where(stories.c.uid == uid, stories.c.hidden.is_(False)))
     )
-    found = _with_members(conn, rows)
+    found = _with_visible_members(conn, rows)
     return found[0] if found else None
 
 
