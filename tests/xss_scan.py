@@ -112,6 +112,8 @@ def scan_fragment(fragment: str) -> list[str]:
     """Findings in an HTML fragment (a feed's content, or a title read as HTML), parsed
     inside a page body: a stray <body onload> lands on the page's body, as in a browser.
     """
+    if "<" not in fragment:  # no tag can start: text only (entities decode to text)
+        return []
     page = f"<!DOCTYPE html><html><head></head><body><div>{fragment}{_TRAILER}</div></body></html>"
     root = html5lib.parse(page, treebuilder="etree", namespaceHTMLElements=False)
     return [finding for _, finding in _walk(root, None, lambda e: None)]

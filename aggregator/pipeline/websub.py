@@ -56,9 +56,8 @@ def ping_hub(
     try:
         with httpx.Client(timeout=timeout, headers={"User-Agent": user_agent}) as client:
             for start in range(0, len(urls), URLS_PER_PING):
-                form = [("hub.mode", "publish")]
-                form += [("hub.url", u) for u in urls[start : start + URLS_PER_PING]]
-                response = client.post(hub_url, data=form)  # type: ignore[arg-type]
+                batch = list(urls[start : start + URLS_PER_PING])
+                response = client.post(hub_url, data={"hub.mode": "publish", "hub.url": batch})
                 if not response.is_success:
                     log.warning("WebSub hub %s answered %d", hub_url, response.status_code)
                     ok = False

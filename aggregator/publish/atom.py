@@ -1,7 +1,8 @@
 """Atom 1.0 (RFC 4287): one entry per story (or per article), ids that never change.
 
 Written by hand: every text goes through ``clean_text`` (no XML-illegal characters) and
-XML escaping; every link is absolute http(s). Paging links follow RFC 5005.
+XML escaping, titles and names through ``plain_text`` (no tag can start in them, even for
+a reader that renders them as HTML); every link is absolute http(s). Paging links follow RFC 5005.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aggregator.publish.content import (
     FeedMeta,
     article_content_html,
     article_tag,
+    plain_text,
     rfc3339,
     safe_href,
     story_content_html,
@@ -36,15 +38,20 @@ def _a(value: str) -> str:
     return quoteattr(clean_text(value))
 
 
+def _t(value: str) -> str:
+    """A title or name: plain text, inert even for a reader that ignores type="text"."""
+    return escape(plain_text(value))
+
+
 def _head(meta: FeedMeta) -> list[str]:
     out = [
         '<?xml version="1.0" encoding="utf-8"?>\n',
         f'<feed xmlns="http://www.w3.org/2005/Atom" xml:lang={_a(meta.language)}>\n',
         f"  <id>{_x(meta.feed_id)}</id>\n",
-        f'  <title type="text">{_x(meta.title)}</title>\n',
+        f'  <title type="text">{_t(meta.title)}</title>\n',
     ]
     if meta.subtitle:
-        out.append(f'  <subtitle type="text">{_x(meta.subtitle)}</subtitle>\n')
+        out.append(f'  <subtitle type="text">{_t(meta.subtitle)}</subtitle>\n')
     out += [
         f"  <updated>{rfc3339(meta.updated)}</updated>\n",
         f'  <link rel="self" type="application/atom+xml" href={_a(meta.self_url)}/>\n',
@@ -82,7 +89,8 @@ def render_articles_atom(items: Sequence[ArticleItem], meta: FeedMeta) -> bytes:
 def _category(story: Story) -> str:
     if story.topic is None:
         return ""
-    return f"    <category term={_a(story.topic.slug)} label={_a(story.topic.label)}/>\n"
+    label = quoteattr(plain_text(story.topic.label))
+    return f"    <category term={_a(story.topic.slug)} label={label}/>\n"
 
 
 def _story_entry(story: Story, meta: FeedMeta) -> str:
@@ -91,7 +99,7 @@ def _story_entry(story: Story, meta: FeedMeta) -> str:
     lines = [
         "  <entry>\n",
         f"    <id>{_x(story_tag(meta.tag_authority, story.uid))}</id>\n",
-        f'    <title type="text">{_x(story.label)}</title>\n',
+        f'    <title type="text">{_t(story.label)}</title>\n',
         f"    <updated>{rfc3339(story.last_activity_at)}</updated>\n",
         f"    <published>{rfc3339(story.first_published_at)}</published>\n",
     ]
@@ -102,8 +110,10 @@ def _story_entry(story: Story, meta: FeedMeta) -> str:
         related = safe_href(m.link)
         if related and related not in seen:
             seen.add(related)
-            lines.append(f'    <link rel="related" href={_a(related)} title={_a(m.outlet)}/>\n')
-    lines.append(f"    <author><name>{_x(lead.outlet)}</name></author>\n")
+            lines.append(
+                f'    <link rel="related" href={_a(related)} title={quoteattr(plain_text(m.outlet))}/>\n'
+            )
+    lines.append(f"    <author><name>{_t(lead.outlet)}</name></author>\n")
     lines.append(_category(story))
     lines.append(f'    <content type="html">{_x(story_content_html(story))}</content>\n')
     lines.append("  </entry>\n")
@@ -116,7 +126,7 @@ def _article_entry(item: ArticleItem, meta: FeedMeta) -> str:
     lines = [
         "  <entry>\n",
         f"    <id>{_x(article_tag(meta.tag_authority, m.entry_id))}</id>\n",
-        f'    <title type="text">{_x(m.title)}</title>\n',
+        f'    <title type="text">{_t(m.title)}</title>\n',
         f"    <updated>{rfc3339(m.published_at)}</updated>\n",
         f"    <published>{rfc3339(m.published_at)}</published>\n",
     ]
@@ -127,8 +137,10 @@ def _article_entry(item: ArticleItem, meta: FeedMeta) -> str:
         related = safe_href(other.link)
         if related and related not in seen:
             seen.add(related)
-            lines.append(f'    <link rel="related" href={_a(related)} title={_a(other.outlet)}/>\n')
-    lines.append(f"    <author><name>{_x(m.outlet)}</name></author>\n")
+            lines.append(
+                f'    <link rel="related" href={_a(related)} title={quoteattr(plain_text(other.outlet))}/>\n'
+            )
+    lines.append(f"    <author><name>{_t(m.outlet)}</name></author>\n")
     lines.append(_category(item.story))
     lines.append(f'    <content type="html">{_x(article_content_html(item))}</content>\n')
     lines.append("  </entry>\n")

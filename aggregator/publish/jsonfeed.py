@@ -1,7 +1,7 @@
 """JSON Feed 1.1 (jsonfeed.org/version/1.1): the same stories as the Atom feed.
 
-Titles, summaries and tags are plain text; HTML appears only in ``content_html``, which
-is built from sanitised parts. ``next_url`` carries paging, ``hubs`` the WebSub hub.
+Titles, summaries and tags are plain text (no tag can start in them: some readers render
+them as HTML); HTML appears only in ``content_html``, which is sanitised. ``next_url`` carries paging, ``hubs`` the WebSub hub.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from aggregator.models import Story
 from aggregator.publish.content import (
     FeedMeta,
+    plain_text,
     rfc3339,
     safe_href,
     story_content_html,
@@ -26,7 +27,7 @@ SUMMARY_CHARS = 300
 
 
 def _summary(text: str) -> str:
-    text = clean_text(text)
+    text = plain_text(text)
     if len(text) <= SUMMARY_CHARS:
         return text
     return text[: SUMMARY_CHARS - 1].rsplit(" ", 1)[0] + "…"
@@ -35,14 +36,14 @@ def _summary(text: str) -> str:
 def render_json_feed(stories: Sequence[Story], meta: FeedMeta) -> bytes:
     feed: dict[str, Any] = {
         "version": VERSION,
-        "title": clean_text(meta.title),
+        "title": plain_text(meta.title),
         "home_page_url": meta.site_url,
         "feed_url": meta.self_url,
         "language": meta.language,
         "authors": [{"name": "aggregator"}],
     }
     if meta.subtitle:
-        feed["description"] = clean_text(meta.subtitle)
+        feed["description"] = plain_text(meta.subtitle)
     if meta.next_url:
         feed["next_url"] = meta.next_url
     if meta.hub_url:
@@ -55,13 +56,13 @@ def _item(story: Story, meta: FeedMeta) -> dict[str, Any]:
     lead = story.lead
     item: dict[str, Any] = {
         "id": story_tag(meta.tag_authority, story.uid),
-        "title": clean_text(story.label),
+        "title": plain_text(story.label),
         "content_html": clean_text(story_content_html(story)),
         "date_published": rfc3339(story.first_published_at),
         "date_modified": rfc3339(story.last_activity_at),
     }
     if clean_text(lead.outlet):
-        item["authors"] = [{"name": clean_text(lead.outlet)}]
+        item["authors"] = [{"name": plain_text(lead.outlet)}]
     href = safe_href(lead.link)
     if href:
         item["url"] = href
@@ -69,5 +70,5 @@ def _item(story: Story, meta: FeedMeta) -> dict[str, Any]:
     if summary:
         item["summary"] = summary
     if story.topic is not None:
-        item["tags"] = [clean_text(story.topic.label)]
+        item["tags"] = [plain_text(story.topic.label)]
     return item

@@ -1,0 +1,95 @@
+"""WebSub publishing against a real local HTTP server standing in for the hub."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from aggregator.models import ParsedEntry
+from aggregator.pipeline import recluster
+from aggregator.pipeline.websub import URLS_PER_PING, ping_hub
+from aggregator.store import Store
+from tests.conftest import free_port
+from tests.feedtools import add_entries, add_topic
+
+NOW = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
+
+
+def forms(httpserver: HTTPServer) -> list[dict[str, list[str]]]:
+    out = []
+    for request, _ in httpserver.log:
+        assert request.method == "POST"
+        assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        out.append(parse_qs(request.get_data(as_text=True)))
+    return out
+
+
+def test_ping_posts_publish_with_every_topic_url(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=204)
+    urls = [f"http://127.0.0.1:8080/topics/t{i}.atom" for i in range(URLS_PER_PING * 2 + 5)]
+    assert ping_hub(httpserver.url_for("/hub"), urls, user_agent="aggregator-test")
+    sent = forms(httpserver)
+    assert len(sent) == 3  # batches of URLS_PER_PING
+    assert all(f["hub.mode"] == ["publish"] for f in sent)
+    assert [u for f in sent for u in f["hub.url"]] == urls
+    assert httpserver.log[0][0].headers["User-Agent"] == "aggregator-test"
+
+
+def test_a_failing_or_absent_hub_is_logged_not_raised(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request("/hub").respond_with_data("busy", status=503)
+    with caplog.at_level(logging.WARNING):
+        assert not ping_hub(httpserver.url_for("/hub"), ["http://127.0.0.1:8080/feed.atom"])
+        assert not ping_hub(
+            f"http://127.0.0.1:{free_port()}/hub", ["http://x/feed.atom"], timeout=2
+        )
+    assert "answered 503" in caplog.text and "unreachable" in caplog.text
+
+
+def test_recluster_pings_the_hub_when_stories_change_and_only_then(
+    httpserver: HTTPServer, make_settings
+) -> None:  # type: ignore[no-untyped-def]
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=202)
+    settings = make_settings(
+        publish_websub_hub=httpserver.url_for("/hub"), publish_version_check_seconds="0"
+    )
+    store = Store(settings.database.url)
+    published = NOW - timedelta(hours=2)
+    add_entries(store, "Le Monde", [ParsedEntry(key="m1", title="Séisme au Japon : des milliers d’évacués", link="https://lemonde.example/1", published=published)], NOW)  # fmt: skip
+    add_entries(store, "Libération", [ParsedEntry(key="l1", title="Japon : un séisme fait des milliers d’évacués", link="https://libe.example/1", published=published)], NOW)  # fmt: skip
+
+    report = recluster(settings, store, NOW)
+    assert report.created >= 1
+    sent = forms(httpserver)
+    assert len(sent) == 1
+    base = settings.server.base_url
+    assert {f"{base}/feed.atom", f"{base}/feed.rss", f"{base}/feed.json", f"{base}/articles.atom"} <= set(sent[0]["hub.url"])  # fmt: skip
+
+    # Nothing new: no ping.
+    again = recluster(settings, store, NOW + timedelta(minutes=5))
+    assert again.created == again.changed == again.deleted == 0
+    assert len(httpserver.log) == 1
+
+    # A new article joins: ping, now with the topic feeds too.
+    uid = store.stories_page(limit=10)[0][0].uid
+    add_topic(store, "seisme-japon", "Séisme au Japon", [uid], NOW)
+    add_entries(store, "France 24", [ParsedEntry(key="f1", title="Séisme au Japon : des milliers d’évacués et des répliques", link="https://f24.example/1", published=NOW - timedelta(minutes=30))], NOW)  # fmt: skip
+    recluster(settings, store, NOW + timedelta(minutes=10))
+    sent = forms(httpserver)
+    assert len(sent) == 2
+    assert f"{base}/topics/seisme-japon.atom" in sent[1]["hub.url"]
+    store.close()
+
+
+def test_no_hub_configured_means_no_request(httpserver: HTTPServer, make_settings) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    store = Store(settings.database.url)
+    add_entries(store, "Le Monde", [ParsedEntry(key="m1", title="Un titre", link="https://lemonde.example/1", published=NOW - timedelta(hours=1))], NOW)  # fmt: skip
+    assert recluster(settings, store, NOW).created == 1
+    assert httpserver.log == []
+    store.close()
