@@ -120,7 +120,7 @@ def hostile_site(tmp_path, replay, serve_app, settings, payloads):  # type: igno
                 article_ids=(str(rss.id), str(atom.id)),
                 label=rss.title,
                 lead_id=str(rss.id),
-            )  # fmt: skip
+            )
         )
         scope += [rss.id, atom.id]
     store.save_clusters(clusters, scope, NOW)

@@ -86,6 +86,10 @@ def render_articles_atom(items: Sequence[ArticleItem], meta: FeedMeta) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+def _related(href: str, outlet: str) -> str:
+    return f'    <link rel="related" href={_a(href)} title={quoteattr(plain_text(outlet))}/>\n'
+
+
 def _category(story: Story) -> str:
     if story.topic is None:
         return ""
@@ -110,9 +114,7 @@ def _story_entry(story: Story, meta: FeedMeta) -> str:
         related = safe_href(m.link)
         if related and related not in seen:
             seen.add(related)
-            lines.append(
-                f'    <link rel="related" href={_a(related)} title={quoteattr(plain_text(m.outlet))}/>\n'
-            )
+            lines.append(_related(related, m.outlet))
     lines.append(f"    <author><name>{_t(lead.outlet)}</name></author>\n")
     lines.append(_category(story))
     lines.append(f'    <content type="html">{_x(story_content_html(story))}</content>\n')
@@ -137,9 +139,7 @@ def _article_entry(item: ArticleItem, meta: FeedMeta) -> str:
         related = safe_href(other.link)
         if related and related not in seen:
             seen.add(related)
-            lines.append(
-                f'    <link rel="related" href={_a(related)} title={quoteattr(plain_text(other.outlet))}/>\n'
-            )
+            lines.append(_related(related, other.outlet))
     lines.append(f"    <author><name>{_t(m.outlet)}</name></author>\n")
     lines.append(_category(item.story))
     lines.append(f'    <content type="html">{_x(article_content_html(item))}</content>\n')

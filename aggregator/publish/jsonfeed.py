@@ -1,7 +1,8 @@
 """JSON Feed 1.1 (jsonfeed.org/version/1.1): the same stories as the Atom feed.
 
 Titles, summaries and tags are plain text (no tag can start in them: some readers render
-them as HTML); HTML appears only in ``content_html``, which is sanitised. ``next_url`` carries paging, ``hubs`` the WebSub hub.
+them as HTML); HTML appears only in ``content_html``, which is sanitised. ``next_url``
+carries paging, ``hubs`` the WebSub hub.
 """
 
 from __future__ import annotations
