@@ -41,14 +41,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WORDS = (
+WORD_POOL = (
     "gouvernement Assemblée réforme retraites grève syndicats ministre budget Élysée sommet "
     "Ukraine Kyiv Russie drones frappes cessez-le-feu Bruxelles Union européenne élections "
     "sondage inflation prix énergie tempête Bretagne inondations pompiers procès tribunal "
     "enquête police Marseille Lyon Paris Lille Bordeaux football Ligue rugby Tour hôpital "
     "urgences médecins école enseignants bac agriculteurs manifestation Sénat motion censure"
-).split()
-OUTLETS = ["Le Monde", "Libération", "Le Figaro", "franceinfo", "France 24", "RFI", "20 Minutes", "Ouest-France"]  # fmt: skip
+)
+WORDS = WORD_POOL.split()
+OUTLETS = [
+    "Le Monde",
+    "Libération",
+    "Le Figaro",
+    "franceinfo",
+    "France 24",
+    "RFI",
+    "20 Minutes",
+    "Ouest-France",
+]
 
 
 def free_port() -> int:
@@ -72,7 +82,9 @@ def build_database(data_dir: Path, stories: int) -> None:
     store = Store(settings.database.url)
     rng = random.Random(5)
     now = datetime(2025, 2, 10, 20, 0, tzinfo=UTC)
-    store.sync_sources([FeedSpec(f"https://bench{i}.example/rss", o) for i, o in enumerate(OUTLETS)], now)  # fmt: skip
+    store.sync_sources(
+        [FeedSpec(f"https://bench{i}.example/rss", o) for i, o in enumerate(OUTLETS)], now
+    )
     sources = {s.outlet: s for s in store.list_sources()}
     planned: list[list[tuple[str, ParsedEntry]]] = []
     per_outlet: dict[str, list[ParsedEntry]] = {o: [] for o in OUTLETS}
@@ -82,10 +94,12 @@ def build_database(data_dir: Path, stories: int) -> None:
             key = f"{s}-{outlet}"
             when = now - timedelta(minutes=rng.randint(0, 3 * 24 * 60))
             e = ParsedEntry(
-                key=key, title=sentence(rng, rng.randint(6, 12)),
+                key=key,
+                title=sentence(rng, rng.randint(6, 12)),
                 link=f"https://{outlet.lower().replace(' ', '')}.example/{s}/{rng.randint(1, 10**6)}",
-                summary_html=f"<p>{sentence(rng, rng.randint(25, 45))}.</p>", published=when,
-            )  # fmt: skip
+                summary_html=f"<p>{sentence(rng, rng.randint(25, 45))}.</p>",
+                published=when,
+            )
             members.append((outlet, e))
             per_outlet[outlet].append(e)
         planned.append(members)
@@ -95,7 +109,14 @@ def build_database(data_dir: Path, stories: int) -> None:
     clusters = []
     for s, members in enumerate(planned):
         article_ids = tuple(str(ids[(o, e.key)]) for o, e in members)
-        clusters.append(StoryCluster(id=f"b{s:05d}", article_ids=article_ids, label=members[0][1].title, lead_id=article_ids[0]))  # fmt: skip
+        clusters.append(
+            StoryCluster(
+                id=f"b{s:05d}",
+                article_ids=article_ids,
+                label=members[0][1].title,
+                lead_id=article_ids[0],
+            )
+        )
     store.save_clusters(clusters, list(ids.values()), now)
     store.close()
 
@@ -132,9 +153,19 @@ def serve(data_dir: Path, static_dir: Path, port: int, max_items: int) -> None:
     serve_http(app, "127.0.0.1", port, threading.Event(), "warning")
 
 
-def start_server(data_dir: Path, static_dir: Path, port: int, max_items: int) -> subprocess.Popen[bytes]:  # fmt: skip
+def start_server(
+    data_dir: Path, static_dir: Path, port: int, max_items: int
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(data_dir), str(static_dir), str(port), str(max_items)],  # fmt: skip
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(data_dir),
+            str(static_dir),
+            str(port),
+            str(max_items),
+        ],
         cwd=REPO,
     )
     deadline = time.monotonic() + 30
@@ -148,7 +179,9 @@ def start_server(data_dir: Path, static_dir: Path, port: int, max_items: int) ->
     raise SystemExit("the server did not start")
 
 
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", path, headers=headers or {})
     r = conn.getresponse()
@@ -157,8 +190,18 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
     return r.status, {k.lower(): v for k, v in r.getheaders()}, body
 
 
-def run_wrk(url: str, headers: dict[str, str], duration: float, connections: int) -> tuple[float, float, int]:  # fmt: skip
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s"]  # fmt: skip
+def run_wrk(
+    url: str, headers: dict[str, str], duration: float, connections: int
+) -> tuple[float, float, int]:
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=duration + 60).stdout
@@ -170,7 +213,9 @@ def run_wrk(url: str, headers: dict[str, str], duration: float, connections: int
     return rps, p99, int(errors.group(1)) if errors else 0
 
 
-def run_python(port: int, path: str, headers: dict[str, str], duration: float, connections: int) -> tuple[float, float, int]:  # fmt: skip
+def run_python(
+    port: int, path: str, headers: dict[str, str], duration: float, connections: int
+) -> tuple[float, float, int]:
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -201,7 +246,9 @@ def run_python(port: int, path: str, headers: dict[str, str], duration: float, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stories", type=int, default=200)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per case and round")
     parser.add_argument("--rounds", type=int, default=1)
@@ -261,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"load generator: {tool}, {args.connections} connections, "
                 f"{args.duration:g} s per case x {args.rounds} round(s)"
             )
-            print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")  # fmt: skip
+            print(
+                f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)"
+            )
             identity = {"Accept-Encoding": "identity"}
             cases = {
                 "static": ("/static/feed.atom", identity),
@@ -273,15 +322,31 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 for name, (path, hdrs) in cases.items():
                     if tool == "wrk":
-                        results[name].append(run_wrk(f"http://127.0.0.1:{port}{path}", hdrs, args.duration, args.connections))  # fmt: skip
+                        results[name].append(
+                            run_wrk(
+                                f"http://127.0.0.1:{port}{path}",
+                                hdrs,
+                                args.duration,
+                                args.connections,
+                            )
+                        )
                     else:
-                        results[name].append(run_python(port, path, hdrs, args.duration, args.connections))  # fmt: skip
+                        results[name].append(
+                            run_python(port, path, hdrs, args.duration, args.connections)
+                        )
             print(f"load average after:  {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
 
-    median = {n: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs), sum(r[2] for r in rs)) for n, rs in results.items()}  # fmt: skip
+    median = {
+        n: (
+            statistics.median(r[0] for r in rs),
+            statistics.median(r[1] for r in rs),
+            sum(r[2] for r in rs),
+        )
+        for n, rs in results.items()
+    }
     static = median["static"][0]
     print()
     print(f"{'case':<10} {'req/s':>10} {'p99 ms':>9} {'x static':>9} {'errors':>7}")
@@ -290,8 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     r200 = median["feed 200"][0] / static
     r304 = median["feed 304"][0] / median["feed 200"][0]
     print()
-    print(f"feed 200 / static   = {r200:.2f}  (target >= 0.80: {'met' if r200 >= 0.8 else 'NOT met'})")  # fmt: skip
-    print(f"feed 304 / feed 200 = {r304:.2f}  (target >= 3.00: {'met' if r304 >= 3 else 'NOT met'})")  # fmt: skip
+    print(
+        f"feed 200 / static   = {r200:.2f}  (target >= 0.80: {'met' if r200 >= 0.8 else 'NOT met'})"
+    )
+    print(
+        f"feed 304 / feed 200 = {r304:.2f}  (target >= 3.00: {'met' if r304 >= 3 else 'NOT met'})"
+    )
     return 0
 
 
