@@ -339,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
 
+    if args.rounds > 1:
+        print()
+        for name, rs in results.items():
+            rounds = ", ".join(f"{r[0]:.0f} req/s p99 {r[1]:.1f} ms" for r in rs)
+            print(f"{name:<10} rounds: {rounds}")
     median = {
         n: (
             statistics.median(r[0] for r in rs),
