@@ -22,6 +22,7 @@ import pytest
 from aggregator.models import ParsedEntry, Story
 from aggregator.opml import read_opml
 from aggregator.store import Store
+from aggregator.web.httpcache import RenderCache
 from tests.feedtools import add_entries, add_topic, save_story, set_story
 
 NOW = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
@@ -340,3 +341,19 @@ def test_websub_hub_is_advertised_in_every_format(serve_app, settings) -> None: 
     assert f'<atom:link rel="hub" href="{hub}"/>' in httpx.get(f"{server.url}/feed.rss").text
     assert httpx.get(f"{server.url}/feed.json").json()["hubs"] == [{"type": "WebSub", "url": hub}]
     store.close()
+
+
+def test_bytes_rendered_across_a_change_are_served_once_not_kept() -> None:
+    """A render that raced a change of the stories must not be cached as current."""
+    version = ["v1"]
+    cache = RenderCache(lambda: version[0], check_seconds=0)
+
+    def render() -> tuple[bytes, datetime]:
+        version[0] = "v2"  # the stories change while we render...
+        cache.current("other")  # ...and another request notices it meanwhile
+        return b"rendered from v1", NOW
+
+    assert cache.fill("k", "text/plain", render, {}).body == b"rendered from v1"
+    assert cache.current("k") is None
+    fresh = cache.fill("k", "text/plain", lambda: (b"rendered from v2", NOW), {})
+    assert cache.current("k") is fresh and cache.renders == 2

@@ -33,6 +33,7 @@ from starlette.datastructures import URL
 from aggregator.models import FeedSpec, StoryCluster
 from aggregator.pipeline import refresh_due
 from aggregator.store import Store
+from tests.conftest import need
 from tests.feedtools import add_topic
 from tests.xss_scan import scan_document, scan_fragment, url_scheme_finding
 
@@ -42,6 +43,7 @@ NOW = datetime(2025, 2, 10, 23, 0, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"
 # Payloads that also name a topic of their own (raw, as a label derived from hostile text).
 TOPIC_PAYLOADS = 40
+CHROMIUM = "/usr/bin/chromium"
 
 
 def load_payloads() -> list[str]:
@@ -287,3 +289,53 @@ def test_hostile_links_never_reach_a_reader(hostile_site, payloads) -> None:  # 
         if url is not None:
             parsed = URL(url)
             assert parsed.scheme in ("http", "https") and parsed.netloc, url
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_nothing_runs_in_a_real_browser(hostile_site, payloads, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Chromium loads the hostile index, and a page that renders every JSON Feed item the
+    way a careless reader would (titles as HTML); no dialog may open. The control page
+    shows each raw payload in its own frame: many do open one.
+    """
+    need(Path(CHROMIUM).exists(), f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import Page, Route, sync_playwright
+
+    server, _ = hostile_site
+    items = httpx.get(f"{server.url}/feed.json").json()["items"]
+    reader_page = "<!doctype html><meta charset=utf-8><body>" + "".join(
+        f"<article><h2>{i['title']}</h2>{i['content_html']}<p>{i.get('summary', '')}</p></article>"
+        for i in items
+    )
+    control_page = "".join(f"<iframe srcdoc={quoteattr(p)}></iframe>" for p in payloads)
+
+    def local_only(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+
+        def dialogs(load: Callable[[Page], object]) -> list[str]:
+            page = browser.new_page()
+            opened: list[str] = []
+            page.on("dialog", lambda d: (opened.append(d.message), d.dismiss()))
+            page.route("**/*", local_only)
+            load(page)
+            page.wait_for_timeout(500)
+            page.close()
+            return opened
+
+        index = dialogs(lambda p: p.goto(f"{server.url}/"))
+        reader = dialogs(lambda p: p.set_content(reader_page))
+        control = dialogs(lambda p: p.set_content(control_page))
+        browser.close()
+    with capsys.disabled():
+        print(
+            f"\nchromium: HTML index {len(index)} dialogs, reader page {len(reader)} dialogs; "
+            f"control (raw payloads) {len(control)} dialogs"
+        )
+    assert index == [] and reader == []
+    assert len(control) >= 20
