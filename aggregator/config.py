@@ -88,6 +88,8 @@ class ClusterSettings:
     topic_window_hours: float
     interval_minutes: float
     stopwords_file: Path
+    aliases_file: Path
+    rebuild_interval_hours: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +246,7 @@ def _validate(s: Settings) -> None:
         (s.cluster.window_hours > 0, "cluster.window_hours must be positive"),
         (s.cluster.topic_window_hours > 0, "cluster.topic_window_hours must be positive"),
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),
+        (s.cluster.rebuild_interval_hours >= 0, "cluster.rebuild_interval_hours must be >= 0"),
         (s.publish.max_items >= 1, "publish.max_items must be at least 1"),
         (s.publish.version_check_seconds >= 0, "publish.version_check_seconds must be >= 0"),
         (s.publish.max_age_seconds >= 0, "publish.max_age_seconds must be >= 0"),

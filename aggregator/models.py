@@ -131,6 +131,8 @@ class StoryCluster:
     terms: tuple[str, ...] = ()
     topic_id: str | None = None
     topic_label: str | None = None
+    # (copy, original) article ids: near-identical republications of one dispatch.
+    wire_of: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,8 @@ class StoryMember:
     published_at: datetime
     summary_text: str = ""
     summary_html: str = ""
+    # The entry this one copies (same wire dispatch), if any.
+    wire_of: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,24 @@ class Story:
         seen: dict[str, None] = {}
         for m in self.members:
             seen.setdefault(m.outlet, None)
+        return tuple(seen)
+
+    @property
+    def independent_outlets(self) -> tuple[str, ...]:
+        """Outlets that reported the story themselves: wire copies do not count."""
+        seen: dict[str, None] = {}
+        for m in self.members:
+            if m.wire_of is None:
+                seen.setdefault(m.outlet, None)
+        return tuple(seen)
+
+    @property
+    def wire_outlets(self) -> tuple[str, ...]:
+        """Outlets that republished a dispatch another member carried ("repris par N médias")."""
+        seen: dict[str, None] = {}
+        for m in self.members:
+            if m.wire_of is not None:
+                seen.setdefault(m.outlet, None)
         return tuple(seen)
 
     @property

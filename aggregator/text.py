@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,6 +72,28 @@ def load_stopwords(path: Path) -> frozenset[str]:
     return frozenset(fold_accents(w) for w in words if w)
 
 
+def load_aliases(path: Path) -> dict[str, str]:
+    """Read ``canonical: alias, alias`` lines: words news use for the same referent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"cannot read aliases {path}: {e.strerror}") from e
+    aliases: dict[str, str] = {}
+    for n, line in enumerate(lines, start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        canonical, sep, rest = line.partition(":")
+        if not sep or not canonical.strip():
+            raise ConfigError(f"{path}:{n}: expected 'canonical: alias, alias'")
+        target = fold_accents(canonical.strip().lower())
+        for alias in rest.split(","):
+            alias = fold_accents(alias.strip().lower())
+            if alias and alias != target:
+                aliases[alias] = target
+    return aliases
+
+
 @lru_cache(maxsize=4)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("french")
@@ -84,12 +106,28 @@ def normalise_for_analysis(value: str) -> str:
     return _ELISION.sub(" ", value)
 
 
+# Headline segments: a kicker ("Guerre en Ukraine : ...") or a quote starts a new one, so
+# its first word is capitalised by grammar, not because it names something.
+_SEGMENT = re.compile(r"[:.!?«»\"“”—–|()\[\]]|\s-\s")
+# Lower-case words allowed inside a proper-noun phrase: "Corée du Nord", "Côte d'Ivoire".
+_NAME_LINKS = frozenset({"de", "du", "des", "la", "le", "d", "l", "les", "sur", "en"})
+# Analysed texts kept per analyser: a daemon re-reads the same window every few minutes.
+ANALYSIS_CACHE_SIZE = 200_000
+
+
 class FrenchAnalyzer:
     """Text -> stemmed, accent-folded tokens without stop words (a scikit-learn analyzer)."""
 
-    def __init__(self, stopwords: Iterable[str] = (), min_length: int = 2) -> None:
+    def __init__(
+        self,
+        stopwords: Iterable[str] = (),
+        min_length: int = 2,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
         self.stopwords = frozenset(stopwords)
         self.min_length = min_length
+        self.aliases = dict(aliases or {})
+        self._cache: dict[str, tuple[list[str], list[str]]] = {}
 
     def tokens(self, text: str) -> list[str]:
         """Words kept for analysis, lower-cased, accents kept (for readable key terms)."""
@@ -107,12 +145,60 @@ class FrenchAnalyzer:
         """Snowball French stems of ``words`` (aligned with them).
 
         Accents are folded before stemming: capitals often lose them in French ("Etat",
-        "Elysee"), and both spellings must give the same stem.
+        "Elysee"), and both spellings must give the same stem. Aliases ("Kyiv" for
+        "Ukraine") are replaced by their canonical word first.
         """
-        return _stemmer().stemWords([fold_accents(w) for w in words])
+        folded = [fold_accents(w) for w in words]
+        if self.aliases:
+            folded = [self.aliases.get(w, w) for w in folded]
+        return _stemmer().stemWords(folded)
+
+    def analyse(self, text: str) -> tuple[list[str], list[str]]:
+        """``(tokens, stems)`` of ``text``, cached: re-clustering sees the same texts again."""
+        found = self._cache.get(text)
+        if found is None:
+            words = self.tokens(text)
+            found = (words, self.stems(words))
+            if len(self._cache) >= ANALYSIS_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[text] = found
+        return found
+
+    def phrases(self, text: str) -> list[str]:
+        """Proper-noun phrases of two words or more ("Corée du Nord"), as joined stems.
+
+        A word names something when it is capitalised inside a segment, or is an acronym;
+        a segment's first word counts only when the next word names something too.
+        """
+        text = unicodedata.normalize("NFC", text).translate(_APOSTROPHES)
+        out: list[str] = []
+        for segment in _SEGMENT.split(text):
+            words = [m.group() for m in _WORD.finditer(_ELISION.sub(" ", segment))]
+            run: list[str] = []
+            pending: list[str] = []
+            for i, word in enumerate(words):
+                named = word[:1].isupper() and (
+                    i > 0 or word.isupper() or (i + 1 < len(words) and words[i + 1][:1].isupper())
+                )
+                if named and fold_accents(word.lower()) not in self.stopwords:
+                    run.extend(pending)
+                    pending = []
+                    run.append(word)
+                elif run and word.lower() in _NAME_LINKS:
+                    pending.append(word)
+                else:
+                    self._close_phrase(run, out)
+                    run, pending = [], []
+            self._close_phrase(run, out)
+        return out
+
+    def _close_phrase(self, run: list[str], out: list[str]) -> None:
+        stems = self.stems(self.tokens(" ".join(run)))
+        if len(stems) >= 2:
+            out.append("_".join(stems))
 
     def __call__(self, text: str) -> list[str]:
-        return self.stems(self.tokens(text))
+        return self.analyse(text)[1]
 
 
 # Tags and attributes kept in stored and published summaries. Everything else (scripts,

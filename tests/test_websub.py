@@ -11,10 +11,10 @@ from pytest_httpserver import HTTPServer
 
 from aggregator.models import ParsedEntry
 from aggregator.pipeline import recluster
-from aggregator.pipeline.websub import URLS_PER_PING, ping_hub
+from aggregator.pipeline.websub import URLS_PER_PING, ping_hub, published_feed_urls
 from aggregator.store import Store
 from tests.conftest import free_port
-from tests.feedtools import add_entries, add_topic
+from tests.feedtools import add_entries, add_topic, save_story
 
 NOW = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
 
@@ -75,14 +75,29 @@ def test_recluster_pings_the_hub_when_stories_change_and_only_then(
     assert again.created == again.changed == again.deleted == 0
     assert len(httpserver.log) == 1
 
-    # A new article joins: ping, now with the topic feeds too.
-    uid = store.stories_page(limit=10)[0][0].uid
-    add_topic(store, "seisme-japon", "Séisme au Japon", [uid], NOW)
+    # A new article joins: ping again, with every visible topic's feeds.
     add_entries(store, "France 24", [ParsedEntry(key="f1", title="Séisme au Japon : des milliers d’évacués et des répliques", link="https://f24.example/1", published=NOW - timedelta(minutes=30))], NOW)  # fmt: skip
     recluster(settings, store, NOW + timedelta(minutes=10))
     sent = forms(httpserver)
     assert len(sent) == 2
-    assert f"{base}/topics/seisme-japon.atom" in sent[1]["hub.url"]
+    assert set(sent[1]["hub.url"]) == set(published_feed_urls(settings, store))
+    store.close()
+
+
+def test_announced_urls_cover_every_visible_topic(make_settings) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    store = Store(settings.database.url)
+    ids = add_entries(store, "Le Monde", [ParsedEntry(key=f"m{i}", title=f"Titre {i}", link=f"https://lemonde.example/{i}", published=NOW) for i in range(2)], NOW)  # fmt: skip
+    save_story(store, "s1", ids[:1], "Titre 0", NOW)
+    save_story(store, "s2", ids[1:], "Titre 1", NOW)
+    add_topic(store, "seisme-japon", "Séisme au Japon", ["s1"], NOW)
+    add_topic(store, "cache", "Caché", ["s2"], NOW, hidden=True)
+    urls = published_feed_urls(settings, store)
+    base = settings.server.base_url
+    for fmt in ("atom", "rss", "json"):
+        assert f"{base}/topics/seisme-japon.{fmt}" in urls
+        assert f"{base}/topics/cache.{fmt}" not in urls
+    assert f"{base}/feed.atom" in urls and f"{base}/articles.atom" in urls
     store.close()
 
 

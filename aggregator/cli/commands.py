@@ -115,15 +115,23 @@ def fetch(app: AppContext, all_sources: bool) -> None:
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
     help="Cluster the window ending at this UTC time instead of now (replaying saved feeds).",
 )
+@click.option(
+    "--full/--incremental",
+    "full",
+    default=None,
+    help="Regroup the whole story window, or only place new articles. Default: full when "
+    "[cluster] rebuild_interval_hours has passed since the last full run.",
+)
 @pass_ctx
-def cluster(app: AppContext, at: datetime | None) -> None:
-    """Regroup the window's articles ([cluster] window_hours) into stories, once."""
+def cluster(app: AppContext, at: datetime | None, full: bool | None) -> None:
+    """Group new articles into stories and topics ([cluster] window_hours), once."""
     from aggregator.pipeline import recluster
 
     now = at.replace(tzinfo=UTC) if at is not None else datetime.now(UTC)
-    report = recluster(app.settings, app.store, now)
+    report = recluster(app.settings, app.store, now, full=full)
     click.echo(
-        f"clustered {report.articles} articles into {report.stories} stories "
+        f"{'rebuilt' if report.full else 'placed new articles'}: {report.articles} articles "
+        f"in {report.stories} stories, {report.topics} topics "
         f"({report.created} new, {report.changed} changed, {report.deleted} removed)"
     )
 
@@ -192,7 +200,8 @@ def cluster_file_cmd(app: AppContext, infile: IO[str], outfile: IO[str]) -> None
     """Cluster a JSONL file of articles, without any database.
 
     Input lines: {"id", "title", "summary"?, "published"? (ISO 8601), "source"?}.
-    Output lines: {"id", "story", "story_label"}. Same code and defaults as the daemon.
+    Output lines: {"id", "story", "story_label", "topic", "topic_label"} (topic may be
+    null). Same code and defaults as the daemon.
     """
     from aggregator.pipeline import cluster_file
 

@@ -1,13 +1,18 @@
-"""The clustering interface: parameters, editors' constraints, and ``cluster_articles``."""
+"""The clustering interface: ``cluster_articles``, for the daemon and ``cluster-file`` alike."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Container, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from aggregator.cluster.ids import assign_ids
+from aggregator.cluster.features import Doc, TermStats, hours, make_doc
+from aggregator.cluster.ids import follow_majority
+from aggregator.cluster.labels import key_terms, lead_of, topic_label
 from aggregator.cluster.params import ClusterParams, Constraints
 from aggregator.cluster.stories import group_stories
+from aggregator.cluster.topics import StoryInfo, link_topics
+from aggregator.cluster.wire import wire_copies
 from aggregator.models import Article, StoryCluster
 from aggregator.text import FrenchAnalyzer
 
@@ -21,49 +26,129 @@ def cluster_articles(
     previous: Mapping[str, str] | None = None,
     constraints: Constraints | None = None,
     taken_ids: Container[str] = frozenset(),
+    incremental: bool = False,
+    previous_topics: Mapping[str, str] | None = None,
+    taken_topic_ids: Container[str] = frozenset(),
 ) -> list[StoryCluster]:
-    """Group ``articles`` into stories with stable ids and French labels.
+    """Group ``articles`` into stories and stories into topics, with stable ids and labels.
 
-    ``previous`` maps article ids to the story ids they had: a story keeps its id when
-    the majority of its members stay together. ``taken_ids`` are ids that new stories
-    must not reuse. Same input, same output.
+    ``previous`` maps article ids to the story ids they had. A full run (the default)
+    regroups every article of a story still open at ``now`` (active within the story
+    window) and ids follow the majority of members; an ``incremental`` run keeps every
+    stored assignment and only places new articles. ``previous_topics`` maps story ids
+    to their topic ids, likewise. ``taken_ids``/``taken_topic_ids`` are ids new stories
+    and topics must not reuse. Same input, same output.
     """
     params = params or ClusterParams()
     constraints = constraints or Constraints()
-    locked_members = {a for members in constraints.locked.values() for a in members}
-    free = [a for a in articles if a.id not in locked_members]
-    groups = group_stories(free, analyzer=analyzer, params=params, constraints=constraints)
-    by_id = {a.id: a for a in articles}
-    for story_id, members in sorted(constraints.locked.items()):
-        present = [by_id[m] for m in members if m in by_id]
-        if present:
-            groups.append(_locked_group(story_id, present))
-    clusters = assign_ids(groups, previous or {}, taken_ids, locked=set(constraints.locked))
-    if constraints.fixed_labels:
-        clusters = [
-            _relabel(c, constraints.fixed_labels[c.id]) if c.id in constraints.fixed_labels else c
-            for c in clusters
-        ]
-    return clusters
+    previous = previous or {}
+    docs = sorted(
+        (make_doc(a, analyzer, params) for a in articles), key=lambda d: (d.t, d.article.id)
+    )
+    if not docs:
+        return []
+    stats = TermStats(params.max_df, params.max_terms)
+    for doc in docs:
+        stats.add(doc.terms)
+    vectors = [stats.vector(doc.terms) for doc in docs]
 
-
-def _relabel(cluster: StoryCluster, label: str) -> StoryCluster:
-    return StoryCluster(
-        id=cluster.id,
-        article_ids=cluster.article_ids,
-        label=label,
-        lead_id=cluster.lead_id,
-        terms=cluster.terms,
-        topic_id=cluster.topic_id,
-        topic_label=cluster.topic_label,
+    pos = {d.article.id: i for i, d in enumerate(docs)}
+    locked = {
+        pos[a]: story_id
+        for story_id, members in constraints.locked.items()
+        for a in members
+        if a in pos
+    }
+    settled = _settled(docs, previous, params, now, incremental)
+    groups = group_stories(
+        docs, vectors, params=params, constraints=constraints, settled=settled, locked=locked
+    )
+    fixed = {g: group.fixed_id for g, group in enumerate(groups) if group.fixed_id}
+    ids = follow_majority(
+        [[docs[i].article.id for i in g.members] for g in groups],
+        previous,
+        taken_ids,
+        fixed=fixed,
+        reserved=set(constraints.locked),
     )
 
-
-def _locked_group(story_id: str, members: list[Article]) -> StoryCluster:
-    members.sort(key=lambda a: (a.published or datetime.min.replace(tzinfo=UTC), a.id))
-    return StoryCluster(
-        id=story_id,
-        article_ids=tuple(a.id for a in members),
-        label=members[0].title,
-        lead_id=members[0].id,
+    infos = [
+        StoryInfo(
+            id=story_id,
+            sum=group.sum,
+            first=docs[group.members[0]].t,
+            last=max(docs[i].t for i in group.members),
+            kickers=_kicker_shares(docs, group.members),
+        )
+        for story_id, group in zip(ids, groups, strict=True)
+    ]
+    topic_of = link_topics(
+        infos,
+        params=params,
+        previous=previous_topics or {},
+        keep_previous=incremental,
+        forced=constraints.topic_links,
+        taken=taken_topic_ids,
     )
+    topic_titles: dict[str, list[list[str]]] = {}
+    for story_id, group in zip(ids, groups, strict=True):
+        if story_id in topic_of:
+            titles = [docs[i].article.title for i in group.members]
+            topic_titles.setdefault(topic_of[story_id], []).append(titles)
+    topic_labels = {
+        tid: constraints.fixed_topic_labels.get(tid) or topic_label(titles, analyzer)
+        for tid, titles in topic_titles.items()
+    }
+
+    clusters = []
+    for story_id, group in zip(ids, groups, strict=True):
+        lead = lead_of(docs, group.members)
+        copies = wire_copies(docs, group.members, params.wire_similarity)
+        topic_id = topic_of.get(story_id)
+        clusters.append(
+            StoryCluster(
+                id=story_id,
+                article_ids=tuple(docs[i].article.id for i in group.members),
+                label=constraints.fixed_labels.get(story_id) or docs[lead].article.title,
+                lead_id=docs[lead].article.id,
+                terms=key_terms(group.sum, docs, group.members),
+                topic_id=topic_id,
+                topic_label=topic_labels.get(topic_id) if topic_id else None,
+                wire_of=tuple(
+                    (docs[c].article.id, docs[o].article.id) for c, o in sorted(copies.items())
+                ),
+            )
+        )
+    return sorted(clusters, key=lambda c: c.id)
+
+
+def _kicker_shares(docs: Sequence[Doc], members: Sequence[int]) -> dict[str, float]:
+    counts = Counter(docs[i].kicker for i in members if docs[i].kicker)
+    return {k: n / len(members) for k, n in counts.items()}
+
+
+def _settled(
+    docs: Sequence[object],
+    previous: Mapping[str, str],
+    params: ClusterParams,
+    now: datetime | None,
+    incremental: bool,
+) -> dict[int, str]:
+    """Positions whose stored story is kept as it is.
+
+    Incremental runs keep every stored assignment. A full run keeps only stories that
+    are closed (no member within the story window before ``now``): rebuilding them
+    could only churn ids and labels of stories no new article can join.
+    """
+    found = {
+        i: previous[d.article.id]  # type: ignore[attr-defined]
+        for i, d in enumerate(docs)
+        if d.article.id in previous  # type: ignore[attr-defined]
+    }
+    if incremental or now is None:
+        return found if incremental else {}
+    cutoff = hours(now) - params.window_hours
+    latest: dict[str, float] = {}
+    for i, story_id in found.items():
+        latest[story_id] = max(latest.get(story_id, -1e18), docs[i].t)  # type: ignore[attr-defined]
+    return {i: s for i, s in found.items() if latest[s] < cutoff}

@@ -1,4 +1,4 @@
-"""Stable story ids: a story keeps its id while the majority of its members stay together."""
+"""Stable ids: a story (or topic) keeps its id while the majority of its members stay."""
 
 from __future__ import annotations
 
@@ -6,60 +6,53 @@ import hashlib
 from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 
-from aggregator.models import StoryCluster
 
-
-def fresh_id(seed: str, taken: Container[str], used: set[str]) -> str:
-    """A new id derived from the story's first article, so reruns give the same id."""
+def fresh_id(seed: str, taken: Container[str], used: set[str], prefix: str = "s") -> str:
+    """A new id derived from the group's first member, so reruns give the same id."""
     salt = 0
     while True:
         text = seed if salt == 0 else f"{seed}#{salt}"
-        candidate = "s" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:15]
+        candidate = prefix + hashlib.sha256(text.encode("utf-8")).hexdigest()[:15]
         if candidate not in used and candidate not in taken:
             return candidate
         salt += 1
 
 
-def assign_ids(
-    groups: Sequence[StoryCluster],
+def follow_majority(
+    groups: Sequence[Sequence[str]],
     previous: Mapping[str, str],
     taken: Container[str],
     *,
-    locked: set[str],
-) -> list[StoryCluster]:
-    """Give each group the previous id most of its members had, else a fresh one.
+    fixed: Mapping[int, str] | None = None,
+    reserved: Container[str] = frozenset(),
+    prefix: str = "s",
+) -> list[str]:
+    """An id for each group: the one most of its members had before, else a fresh one.
 
-    Groups claim ids greedily, largest overlap first, so when a story splits the larger
-    part keeps the id, and when two merge the id of the larger one survives.
+    Groups claim ids greedily, largest overlap first, so when a group splits the larger
+    part keeps the id, and when two merge the id of the larger one survives. ``fixed``
+    groups (by index) keep the id given; ``reserved`` ids are never claimed by vote.
     """
-    used: set[str] = set(locked)
+    fixed = fixed or {}
+    used: set[str] = set(fixed.values())
     claims = []
-    for g, group in enumerate(groups):
-        if group.id:
+    for g, members in enumerate(groups):
+        if g in fixed:
             continue
-        votes = Counter(previous[a] for a in group.article_ids if a in previous)
-        for story_id, count in votes.items():
-            if story_id not in locked:
-                claims.append((-count, -len(group.article_ids), story_id, g))
-    chosen: dict[int, str] = {}
-    for _, _, story_id, g in sorted(claims):
-        if g in chosen or story_id in used:
+        votes = Counter(previous[m] for m in members if m in previous)
+        for old, count in votes.items():
+            if old not in reserved and old not in used:
+                claims.append((-count, -len(members), old, g))
+    chosen: dict[int, str] = dict(fixed)
+    for _, _, old, g in sorted(claims):
+        if g in chosen or old in used:
             continue
-        chosen[g] = story_id
-        used.add(story_id)
+        chosen[g] = old
+        used.add(old)
     out = []
-    for g, group in enumerate(groups):
-        story_id = group.id or chosen.get(g) or fresh_id(group.article_ids[0], taken, used)
-        used.add(story_id)
-        out.append(
-            StoryCluster(
-                id=story_id,
-                article_ids=group.article_ids,
-                label=group.label,
-                lead_id=group.lead_id,
-                terms=group.terms,
-                topic_id=group.topic_id,
-                topic_label=group.topic_label,
-            )
-        )
-    return sorted(out, key=lambda c: c.id)
+    for g, members in enumerate(groups):
+        if g not in chosen:
+            chosen[g] = fresh_id(members[0], taken, used, prefix)
+            used.add(chosen[g])
+        out.append(chosen[g])
+    return out

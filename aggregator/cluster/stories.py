@@ -1,179 +1,158 @@
-"""Story grouping: single-pass centroid clustering in publication order.
+"""Story grouping: stored stories seeded, new articles streamed in publication order.
 
-Each article joins the most similar active story (cosine to the story's centroid, TF-IDF
-over French stems, title weighted) if the similarity clears a threshold that rises with the
-time gap; otherwise it starts a new story. Similarities come from an inverted index over
-story centroids, so the cost follows shared terms, never an N x N matrix.
+Each article joins the best active story of the index (``index.StoryIndex``) or starts
+one. Editors' must-link and cannot-link pairs steer each decision, and a final pass
+makes them hold even between articles that were settled in earlier runs.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import numpy as np
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-
+from aggregator.cluster.features import Doc, Vector
+from aggregator.cluster.index import StoryIndex
 from aggregator.cluster.params import ClusterParams, Constraints
-from aggregator.models import Article, StoryCluster
-from aggregator.text import FrenchAnalyzer
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Pruning frequent terms keeps posting lists short; below this document frequency a
-# term is always kept, so small windows (a handful of articles) cluster normally.
-MIN_PRUNED_DF = 20
-KEY_TERMS = 6
 
 
-def _hours(a: Article) -> float:
-    return ((a.published or EPOCH) - EPOCH).total_seconds() / 3600.0
+@dataclass(slots=True)
+class Group:
+    """A story being formed: member positions (in ``docs``), their summed vector, and
+    the id it must keep (settled and locked stories), if any."""
 
-
-def _identity(doc: list[str]) -> list[str]:
-    return doc
+    members: list[int]
+    sum: Vector
+    fixed_id: str = ""
+    locked: bool = False
 
 
 def group_stories(
-    articles: Sequence[Article],
+    docs: Sequence[Doc],
+    vectors: Sequence[Vector],
     *,
-    analyzer: FrenchAnalyzer,
     params: ClusterParams,
     constraints: Constraints,
-) -> list[StoryCluster]:
-    """Group articles; returned clusters have an empty ``id`` (see ``ids.assign_ids``)."""
-    if not articles:
-        return []
-    arts = sorted(articles, key=lambda a: (_hours(a), a.id))
-    n = len(arts)
-    docs: list[list[str]] = []
-    surface: dict[str, Counter[str]] = defaultdict(Counter)
-    for a in arts:
-        title_words = analyzer.tokens(a.title)
-        summary_words = analyzer.tokens(a.summary)
-        title_stems = analyzer.stems(title_words)
-        summary_stems = analyzer.stems(summary_words)
-        for word, stem in zip(
-            title_words + summary_words, title_stems + summary_stems, strict=True
-        ):
-            surface[stem][word] += 1
-        docs.append(title_stems * params.title_weight + summary_stems)
+    settled: Mapping[int, str],
+    locked: Mapping[int, str],
+) -> list[Group]:
+    """Group ``docs`` (sorted by time, then id) into stories.
 
-    max_df = max(int(params.max_df * n), MIN_PRUNED_DF)
-    vectorizer = TfidfVectorizer(
-        analyzer=_identity, sublinear_tf=True, max_df=max_df, dtype=np.float32
-    )
-    try:
-        X = vectorizer.fit_transform(docs).tocsr()
-    except ValueError:  # empty vocabulary: nothing to compare, every article alone
-        X = sp.csr_matrix((n, 1), dtype=np.float32)
-    vocab = vectorizer.get_feature_names_out() if X.shape[1] > 1 else np.array([""])
+    ``settled`` maps positions to the stored story they keep; ``locked`` maps positions
+    to the editor-locked story they belong to. Every other article is streamed.
+    """
+    index = StoryIndex(params)
+    story_of: dict[int, int] = {}
+    fixed: dict[int, str] = {}
 
-    labels = _assign(arts, X, params, constraints)
-    return _build_clusters(arts, X, labels, vocab, surface)
+    by_story: dict[str, list[int]] = defaultdict(list)
+    for i, story_id in settled.items():
+        if i not in locked:
+            by_story[story_id].append(i)
+    for story_id, members in sorted(by_story.items(), key=lambda kv: (min(kv[1]), kv[0])):
+        members.sort()
+        s = index.new_story(docs[members[0]].t)
+        fixed[s] = story_id
+        for i in members:
+            index.add(s, i, vectors[i], docs[i].t)
+            story_of[i] = s
 
+    pos = {d.article.id: i for i, d in enumerate(docs)}
+    must = _pairs(constraints.must_link, pos)
+    cannot = _pairs(constraints.cannot_link, pos)
+    for i, doc in enumerate(docs):
+        if i in story_of or i in locked:
+            continue
+        banned = {story_of[j] for j in cannot.get(i, ()) if j in story_of}
+        forced = sorted({story_of[j] for j in must.get(i, ()) if j in story_of} - banned)
+        if forced:
+            index.add(forced[0], i, vectors[i], doc.t)
+            story_of[i] = forced[0]
+        else:
+            story_of[i] = index.assign(i, vectors[i], doc.t, banned)
 
-def _assign(
-    arts: Sequence[Article], X: sp.csr_matrix, params: ClusterParams, constraints: Constraints
-) -> list[int]:
-    must: dict[str, set[str]] = defaultdict(set)
-    for a, b in constraints.must_link:
-        must[a].add(b)
-        must[b].add(a)
-    cannot: dict[str, set[str]] = defaultdict(set)
-    for a, b in constraints.cannot_link:
-        cannot[a].add(b)
-        cannot[b].add(a)
-
-    postings: dict[int, dict[int, float]] = defaultdict(dict)  # term -> story -> weight sum
-    norm2: list[float] = []
-    first_time: list[float] = []
-    last_time: list[float] = []
-    story_of: dict[str, int] = {}
-    labels: list[int] = []
-    indptr, indices, data = X.indptr, X.indices, X.data
-    for i, art in enumerate(arts):
-        t = _hours(art)
-        row = slice(indptr[i], indptr[i + 1])
-        terms, weights = indices[row], data[row]
-        forced = {story_of[m] for m in must.get(art.id, ()) if m in story_of}
-        banned = {story_of[m] for m in cannot.get(art.id, ()) if m in story_of}
-        best, best_dot = -1, 0.0
-        if len(forced) == 1:
-            best = forced.pop()
-            best_dot = sum(
-                float(w) * postings[int(term)].get(best, 0.0)
-                for term, w in zip(terms, weights, strict=True)
-            )
-        elif len(terms):
-            dots: dict[int, float] = defaultdict(float)
-            for term, w in zip(terms, weights, strict=True):
-                for s, cw in postings[int(term)].items():
-                    dots[s] += float(w) * cw
-            best_score = -1.0
-            for s in sorted(dots):
-                if s in banned or t - first_time[s] > params.window_hours:
-                    continue
-                gap = max(0.0, t - last_time[s])
-                needed = params.threshold + params.time_penalty * gap / params.time_scale_hours
-                score = dots[s] / math.sqrt(norm2[s])
-                if score >= needed and score - needed > best_score:
-                    best, best_dot, best_score = s, dots[s], score - needed
-        if best < 0:
-            best = len(norm2)
-            norm2.append(0.0)
-            first_time.append(t)
-            last_time.append(t)
-        self_norm2 = float(np.dot(weights, weights))
-        norm2[best] += 2.0 * best_dot + self_norm2
-        last_time[best] = max(last_time[best], t)
-        for term, w in zip(terms, weights, strict=True):
-            bucket = postings[int(term)]
-            bucket[best] = bucket.get(best, 0.0) + float(w)
-        story_of[art.id] = best
-        labels.append(best)
-    return labels
-
-
-def _build_clusters(
-    arts: Sequence[Article],
-    X: sp.csr_matrix,
-    labels: list[int],
-    vocab: np.ndarray,
-    surface: dict[str, Counter[str]],
-) -> list[StoryCluster]:
-    n_stories = max(labels) + 1
-    membership = sp.csr_matrix(
-        (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))),
-        shape=(n_stories, len(labels)),
-    )
-    centroids = (membership @ X).tocsr()
-    # Centrality of each article: its dot product with its own story's centroid.
-    centrality = np.asarray(X.multiply(centroids[labels]).sum(axis=1)).ravel()
-    members: dict[int, list[int]] = defaultdict(list)
-    for i, s in enumerate(labels):
-        members[s].append(i)
-    clusters = []
-    for s in range(n_stories):
-        idx = members[s]
-        # Most central headline; ties go to the earliest article.
-        lead = max(idx, key=lambda i: (round(float(centrality[i]), 6), -i))
-        row = centroids.getrow(s)
-        top = np.argsort(-row.data, kind="stable")[:KEY_TERMS]
-        terms = tuple(
-            surface[str(vocab[row.indices[j]])].most_common(1)[0][0]
-            for j in top
-            if surface.get(str(vocab[row.indices[j]]))
+    groups = _enforce_links(index, story_of, fixed, must, cannot)
+    by_lock: dict[str, list[int]] = defaultdict(list)
+    for i, story_id in locked.items():
+        by_lock[story_id].append(i)
+    for story_id, members in sorted(by_lock.items()):
+        members.sort()
+        groups.append(
+            Group(members, _sum(vectors[i] for i in members), fixed_id=story_id, locked=True)
         )
-        clusters.append(
-            StoryCluster(
-                id="",
-                article_ids=tuple(arts[i].id for i in idx),
-                label=arts[lead].title,
-                lead_id=arts[lead].id,
-                terms=terms,
-            )
-        )
-    return clusters
+    for group in groups:
+        if not group.sum:
+            group.sum = _sum(vectors[i] for i in group.members)
+    return groups
+
+
+def _pairs(pairs: Sequence[tuple[str, str]], pos: Mapping[str, int]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for a, b in pairs:
+        if a in pos and b in pos and a != b:
+            out[pos[a]].add(pos[b])
+            out[pos[b]].add(pos[a])
+    return out
+
+
+def _sum(vectors: object) -> Vector:
+    total: Vector = {}
+    for vec in vectors:  # type: ignore[attr-defined]
+        for term, w in vec.items():
+            total[term] = total.get(term, 0.0) + w
+    return total
+
+
+def _enforce_links(
+    index: StoryIndex,
+    story_of: dict[int, int],
+    fixed: Mapping[int, str],
+    must: Mapping[int, set[int]],
+    cannot: Mapping[int, set[int]],
+) -> list[Group]:
+    """Make must-link and cannot-link hold between articles placed in earlier runs too.
+
+    Must-linked stories merge (unless that would join a cannot-linked pair); the later
+    article of a cannot-linked pair sharing a story leaves it for a story of its own.
+    """
+    parent = list(range(len(index.stories)))
+
+    def root(s: int) -> int:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    members: dict[int, set[int]] = defaultdict(set)
+    for i, s in story_of.items():
+        members[s].add(i)
+    for i in sorted(must):
+        for j in sorted(must[i]):
+            if i not in story_of or j not in story_of:
+                continue
+            a, b = root(story_of[i]), root(story_of[j])
+            if a == b:
+                continue
+            if any(k in members[b] for m in members[a] for k in cannot.get(m, ())):
+                continue
+            # The earlier story survives, unless only the later one has a stored id.
+            keep, drop = (a, b) if a < b else (b, a)
+            if drop in fixed and keep not in fixed:
+                keep, drop = drop, keep
+            parent[drop] = keep
+            members[keep] |= members.pop(drop)
+
+    out: list[Group] = []
+    for s in sorted(members):
+        if root(s) != s:
+            continue
+        inside = sorted(members[s])
+        kept: list[int] = []
+        for i in inside:
+            if any(j in cannot.get(i, ()) for j in kept):
+                out.append(Group([i], {}))
+            else:
+                kept.append(i)
+        out.append(Group(kept, {}, fixed_id=fixed.get(s, "")))
+    out.sort(key=lambda g: g.members[0])
+    return out

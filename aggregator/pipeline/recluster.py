@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from aggregator.cluster import ClusterParams, cluster_articles
+from aggregator.cluster import ClusterParams, Constraints, cluster_articles
 from aggregator.config import Settings
 from aggregator.errors import InputError
 from aggregator.models import Article, StoryCluster
 from aggregator.pipeline import websub
 from aggregator.store import Store
-from aggregator.text import FrenchAnalyzer, load_stopwords
+from aggregator.text import FrenchAnalyzer, load_aliases, load_stopwords
 
 log = logging.getLogger(__name__)
 # Dates without a zone in French news are Paris time.
@@ -25,12 +25,22 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def make_analyzer(settings: Settings) -> FrenchAnalyzer:
-    return FrenchAnalyzer(load_stopwords(settings.cluster.stopwords_file))
+    return FrenchAnalyzer(
+        load_stopwords(settings.cluster.stopwords_file),
+        aliases=load_aliases(settings.cluster.aliases_file),
+    )
 
 
 def cluster_params(settings: Settings) -> ClusterParams:
     """The clustering parameters for these settings: the daemon and cluster-file share them."""
-    return ClusterParams(window_hours=settings.cluster.window_hours)
+    return ClusterParams(
+        window_hours=settings.cluster.window_hours,
+        topic_window_hours=settings.cluster.topic_window_hours,
+    )
+
+
+# meta key: when the last full rebuild of the story window ran (ISO 8601, UTC).
+LAST_REBUILD_KEY = "cluster.last_full_rebuild"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +50,52 @@ class ReclusterReport:
     created: int
     changed: int
     deleted: int
+    full: bool = True
+    topics: int = 0
 
 
 class _TakenUids:
-    """Story ids already in the database, checked lazily (only for new stories)."""
+    """Story (or topic) ids already in the database, checked lazily (only for new ones)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, exists: Callable[[str], bool]) -> None:
+        self.exists = exists
 
     def __contains__(self, uid: object) -> bool:
-        return isinstance(uid, str) and self.store.story_uid_exists(uid)
+        return isinstance(uid, str) and self.exists(uid)
+
+
+def rebuild_due(settings: Settings, store: Store, now: datetime) -> bool:
+    """A full rebuild is due when none ran within [cluster] rebuild_interval_hours."""
+    last = store.get_meta(LAST_REBUILD_KEY)
+    if last is None:
+        return True
+    try:
+        when = datetime.fromisoformat(last)
+    except ValueError:
+        return True
+    return now - when >= timedelta(hours=settings.cluster.rebuild_interval_hours)
 
 
 def recluster(
-    settings: Settings, store: Store, now: datetime, analyzer: FrenchAnalyzer | None = None
+    settings: Settings,
+    store: Store,
+    now: datetime,
+    analyzer: FrenchAnalyzer | None = None,
+    *,
+    full: bool | None = None,
+    constraints: Constraints | None = None,
 ) -> ReclusterReport:
-    """Regroup the window's entries; stories keep their ids as they grow."""
-    since = now - timedelta(hours=settings.cluster.window_hours)
-    window = store.entries_between(since, now)
+    """Place new articles into stories and topics; every so often regroup the whole window.
+
+    Incremental runs keep stored assignments and only place new articles; a full run
+    (``full=True``, or when [cluster] rebuild_interval_hours has passed since the last)
+    regroups every open story, ids following the majority of members. Articles of the
+    topic window are loaded so that new stories can join ongoing topics.
+    """
+    if full is None:
+        full = rebuild_due(settings, store, now)
+    span = max(settings.cluster.window_hours, settings.cluster.topic_window_hours)
+    window = store.entries_between(now - timedelta(hours=span), now)
     articles = [
         Article(
             id=str(e.id),
@@ -70,15 +108,22 @@ def recluster(
     ]
     ids = [e.id for e in window]
     previous = {str(k): v for k, v in store.story_assignments(ids).items()}
+    previous_topics = store.story_topics(sorted(set(previous.values())))
     clusters = cluster_articles(
         articles,
         analyzer=analyzer or make_analyzer(settings),
         params=cluster_params(settings),
         now=now,
         previous=previous,
-        taken_ids=_TakenUids(store),
+        constraints=constraints,
+        taken_ids=_TakenUids(store.story_uid_exists),
+        incremental=not full,
+        previous_topics=previous_topics,
+        taken_topic_ids=_TakenUids(store.topic_uid_exists),
     )
     counts = store.save_clusters(clusters, ids, now)
+    if full:
+        store.set_meta(LAST_REBUILD_KEY, now.isoformat())
     websub.announce_changes(settings, store, counts)
     report = ReclusterReport(
         articles=len(articles),
@@ -86,8 +131,16 @@ def recluster(
         created=counts["created"],
         changed=counts["changed"],
         deleted=counts["deleted"],
+        full=full,
+        topics=len({c.topic_id for c in clusters if c.topic_id}),
     )
-    log.info("reclustered %d articles into %d stories", report.articles, report.stories)
+    log.info(
+        "%s: %d articles in %d stories, %d topics",
+        "rebuilt" if full else "placed new articles",
+        report.articles,
+        report.stories,
+        report.topics,
+    )
     return report
 
 
@@ -149,12 +202,14 @@ def cluster_file(settings: Settings, infile: IO[str], outfile: IO[str]) -> list[
     story_of = {a: c for c in clusters for a in c.article_ids}
     for article in articles:
         c = story_of[article.id]
-        outfile.write(
-            json.dumps(
-                {"id": article.id, "story": c.id, "story_label": c.label}, ensure_ascii=False
-            )
-            + "\n"
-        )
+        line = {
+            "id": article.id,
+            "story": c.id,
+            "story_label": c.label,
+            "topic": c.topic_id,
+            "topic_label": c.topic_label,
+        }
+        outfile.write(json.dumps(line, ensure_ascii=False) + "\n")
     return clusters
 
 

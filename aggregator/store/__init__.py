@@ -151,6 +151,15 @@ class Store:
         with read_transaction(self.engine) as conn:
             return _stories.topic_by_slug(conn, slug)
 
+    # -- topics and incremental clustering state (issue 4)
+    def story_topics(self, story_uids: Sequence[str]) -> dict[str, str]:
+        with read_transaction(self.engine) as conn:
+            return _stories.story_topics(conn, story_uids)
+
+    def topic_uid_exists(self, uid: str) -> bool:
+        with read_transaction(self.engine) as conn:
+            return _stories.topic_uid_exists(conn, uid)
+
     def story_uid_exists(self, uid: str) -> bool:
         with read_transaction(self.engine) as conn:
             return _stories.story_uid_exists(conn, uid)

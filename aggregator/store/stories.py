@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import re
+import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -55,7 +57,9 @@ def save_clusters(
     counts = {"created": 0, "changed": 0, "deleted": 0}
     touched: set[int] = set()
     desired: dict[int, int] = {}
+    wire: dict[int, int] = {}
     lead: dict[int, int | None] = {}
+    story_ids: dict[str, int] = {}
     for cluster in clusters:
         row = by_uid.get(cluster.id)
         if row is None:
@@ -86,35 +90,61 @@ def save_clusters(
                 conn.execute(stories.update().where(stories.c.id == story_id).values(**changes))
                 if "label" in changes:
                     touched.add(story_id)
+        story_ids[cluster.id] = story_id
         lead[story_id] = int(cluster.lead_id) if cluster.lead_id else None
         for article_id in cluster.article_ids:
             entry_id = int(article_id)
             if entry_id in scope_set:
                 desired[entry_id] = story_id
+        for copy, original in cluster.wire_of:
+            wire[int(copy)] = int(original)
 
+    current_wire: dict[int, int | None] = {}
+    for part in chunks(list(scope_set)):
+        query = sa.select(story_members.c.entry_id, story_members.c.wire_of).where(
+            story_members.c.entry_id.in_(part)
+        )
+        current_wire.update({r.entry_id: r.wire_of for r in conn.execute(query)})
     moved = [e for e in scope_set if current.get(e) != desired.get(e)]
     for part in chunks(moved):
         conn.execute(story_members.delete().where(story_members.c.entry_id.in_(part)))
-    rows = [{"entry_id": e, "story_id": desired[e], "added_at": now} for e in moved if e in desired]
+    rows = [
+        {"entry_id": e, "story_id": desired[e], "added_at": now, "wire_of": wire.get(e)}
+        for e in moved
+        if e in desired
+    ]
     if rows:
         conn.execute(story_members.insert(), rows)
     for e in moved:
         touched.update(s for s in (current.get(e), desired.get(e)) if s is not None)
+    # A copy found or lost without a move (its text was updated) changes the coverage.
+    moved_set = set(moved)
+    for e in sorted(scope_set - moved_set):
+        if e in desired and current_wire.get(e) != wire.get(e):
+            conn.execute(
+                story_members.update()
+                .where(story_members.c.entry_id == e)
+                .values(wire_of=wire.get(e))
+            )
+            touched.add(desired[e])
 
     for story_id in sorted(touched):
         if _refresh_story(conn, story_id, lead.get(story_id), now):
             counts["changed"] += 1
         else:
             counts["deleted"] += 1
+    counts["topics"] = save_topics(conn, clusters, story_ids, now)
     return counts
 
 
 def _refresh_story(conn: Connection, story_id: int, lead_entry: int | None, now: datetime) -> bool:
     """Recompute a story's counts and times from its members; delete it if it has none."""
+    # Outlets count independent reporting: a wire copy's outlet is not counted.
+    independent = sa.case((story_members.c.wire_of.is_(None), entries.c.outlet), else_=None)
     stats = conn.execute(
         sa.select(
             sa.func.count().label("n"),
-            sa.func.count(sa.distinct(entries.c.outlet)).label("outlets"),
+            sa.func.count(sa.distinct(independent)).label("outlets"),
             sa.func.min(entries.c.published_at).label("first"),
             sa.func.max(entries.c.published_at).label("last"),
         )
@@ -136,6 +166,119 @@ def _refresh_story(conn: Connection, story_id: int, lead_entry: int | None, now:
         values["lead_entry_id"] = lead_entry
     conn.execute(stories.update().where(stories.c.id == story_id).values(**values))
     return True
+
+
+# Topic terms shown: the words most frequent among its stories' key terms.
+TOPIC_TERMS = 8
+_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(label: str) -> str:
+    """URL-safe ASCII slug of a French label: "Guerre en Ukraine" -> "guerre-en-ukraine"."""
+    ascii_text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    return _SLUG_JUNK.sub("-", ascii_text.lower()).strip("-")[:100] or "sujet"
+
+
+def save_topics(
+    conn: Connection, clusters: Sequence[StoryCluster], story_ids: dict[str, int], now: datetime
+) -> int:
+    """Create or update the clusters' topics and link their stories; returns topics touched.
+
+    A topic's slug is chosen once, from its first label, and never changes (feed URLs
+    use it); its label follows the clusters unless an editor fixed it.
+    """
+    by_topic: dict[str, list[StoryCluster]] = defaultdict(list)
+    for c in clusters:
+        if c.topic_id:
+            by_topic[c.topic_id].append(c)
+    rows: dict[str, Any] = {}
+    for part in chunks(sorted(by_topic)):
+        rows.update(
+            {r.uid: r for r in conn.execute(sa.select(topics).where(topics.c.uid.in_(part)))}
+        )
+    topic_pk: dict[str, int] = {}
+    for uid in sorted(by_topic):
+        members = by_topic[uid]
+        label = next((c.topic_label for c in members if c.topic_label), None) or uid
+        words = Counter(t for c in members for t in c.terms)
+        terms = json.dumps(
+            [w for w, _ in sorted(words.items(), key=lambda wc: (-wc[1], wc[0]))][:TOPIC_TERMS],
+            ensure_ascii=False,
+        )
+        row = rows.get(uid)
+        if row is None:
+            inserted = conn.execute(
+                topics.insert().values(
+                    uid=uid, slug=_free_slug(conn, slugify(label)), label=label, terms=terms,
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+            topic_pk[uid] = inserted.inserted_primary_key[0]  # type: ignore[index]
+            continue
+        topic_pk[uid] = row.id
+        changes: dict[str, Any] = {}
+        if not row.label_fixed and row.label != label:
+            changes["label"] = label
+        if row.terms != terms:
+            changes["terms"] = terms
+        if changes:
+            changes["updated_at"] = now
+            conn.execute(topics.update().where(topics.c.id == row.id).values(**changes))
+
+    affected: set[int] = set(topic_pk.values())
+    scope = [story_ids[c.id] for c in clusters if c.id in story_ids]
+    current: dict[int, int | None] = {}
+    for ids_part in chunks(scope):
+        query = sa.select(stories.c.id, stories.c.topic_id).where(stories.c.id.in_(ids_part))
+        current.update({r.id: r.topic_id for r in conn.execute(query)})
+    for c in clusters:
+        sid = story_ids.get(c.id)
+        if sid is None:
+            continue
+        want = topic_pk.get(c.topic_id) if c.topic_id else None
+        if current.get(sid) != want:
+            conn.execute(stories.update().where(stories.c.id == sid).values(topic_id=want))
+            affected.update(t for t in (current.get(sid), want) if t is not None)
+    for topic_id in sorted(affected):
+        stats = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(stories.c.last_activity_at)).where(
+                stories.c.topic_id == topic_id
+            )
+        ).one()
+        if not stats[0]:
+            conn.execute(topics.delete().where(topics.c.id == topic_id))
+            continue
+        conn.execute(
+            topics.update()
+            .where(topics.c.id == topic_id)
+            .values(story_count=stats[0], last_activity_at=stats[1])
+        )
+    return len(affected)
+
+
+def _free_slug(conn: Connection, base: str) -> str:
+    slug, n = base, 1
+    while conn.scalar(sa.select(topics.c.id).where(topics.c.slug == slug)) is not None:
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def story_topics(conn: Connection, story_uids: Sequence[str]) -> dict[str, str]:
+    """Topic uid of each of these stories that has one."""
+    found: dict[str, str] = {}
+    for part in chunks(list(story_uids)):
+        query = (
+            sa.select(stories.c.uid, topics.c.uid.label("topic_uid"))
+            .join(topics, topics.c.id == stories.c.topic_id)
+            .where(stories.c.uid.in_(part))
+        )
+        found.update({r.uid: r.topic_uid for r in conn.execute(query)})
+    return found
+
+
+def topic_uid_exists(conn: Connection, uid: str) -> bool:
+    return conn.scalar(sa.select(topics.c.id).where(topics.c.uid == uid)) is not None
 
 
 def _to_topic(row: Any) -> Topic:
@@ -203,7 +346,7 @@ def _with_members(conn: Connection, rows: list[Any]) -> list[Story]:
     members: dict[int, list[StoryMember]] = defaultdict(list)
     for part in chunks(ids):
         query = (
-            sa.select(story_members.c.story_id, entries)
+            sa.select(story_members.c.story_id, story_members.c.wire_of, entries)
             .join(entries, entries.c.id == story_members.c.entry_id)
             .where(story_members.c.story_id.in_(part))
             .order_by(entries.c.published_at, entries.c.id)
@@ -218,6 +361,7 @@ def _with_members(conn: Connection, rows: list[Any]) -> list[Story]:
                     published_at=m.published_at,
                     summary_text=m.summary_text,
                     summary_html=m.summary_html,
+                    wire_of=m.wire_of,
                 )
             )
     topic_ids = {r.topic_id for r in rows if r.topic_id is not None}

@@ -1,0 +1,118 @@
+"""Articles -> sparse term vectors: French stems, title weighted, IDF, top terms only.
+
+Vectors are plain ``dict[str, float]`` with unit norm: the clusterer is streaming (one
+article at a time, terms grow without bound over years), so a fixed matrix vocabulary
+would only get in the way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aggregator.cluster.params import ClusterParams
+from aggregator.models import Article
+from aggregator.text import FrenchAnalyzer
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Below this document frequency a term is never pruned as too common, so that small
+# windows (a handful of articles) cluster normally.
+MIN_PRUNED_DF = 20
+
+Vector = dict[str, float]
+# Longer text before " : " is a sentence, not a kicker.
+MAX_KICKER_TERMS = 4
+
+
+def hours(when: datetime | None) -> float:
+    """Hours since the epoch; a missing date sorts first."""
+    return ((when or EPOCH) - EPOCH).total_seconds() / 3600.0
+
+
+@dataclass(slots=True)
+class Doc:
+    """An article as the clusterer sees it: its time, weighted terms and readable words."""
+
+    article: Article
+    t: float
+    terms: list[str]
+    # Every analysed word with its stem, for readable key terms.
+    surface: list[tuple[str, str]] = field(default_factory=list)
+    # Unweighted title + summary stems, for wire-copy detection.
+    plain: list[str] = field(default_factory=list)
+    # The headline's kicker ("Guerre en Ukraine : ..."), as joined stems: the outlet's own
+    # name for the subject, evidence for topics.
+    kicker: str = ""
+
+
+def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) -> Doc:
+    title_words, title_stems = analyzer.analyse(article.title)
+    summary_words, summary_stems = analyzer.analyse(article.summary)
+    terms = title_stems * params.title_weight + summary_stems
+    if params.phrase_weight:
+        terms += analyzer.phrases(article.title) * params.phrase_weight
+    surface = list(zip(title_stems + summary_stems, title_words + summary_words, strict=True))
+    head, sep, _ = article.title.partition(" : ")
+    kicker_stems = analyzer.analyse(head)[1] if sep else []
+    return Doc(
+        article=article,
+        t=hours(article.published),
+        terms=terms,
+        surface=surface,
+        plain=title_stems + summary_stems,
+        kicker="_".join(kicker_stems) if 0 < len(kicker_stems) <= MAX_KICKER_TERMS else "",
+    )
+
+
+class TermStats:
+    """Document frequencies over the articles a run can compare (the window), for IDF.
+
+    In a batch the whole window is counted first; a stream adds and removes articles
+    as the window slides. Either way each vector is weighed once, when its article
+    arrives, with the statistics of that moment.
+    """
+
+    def __init__(self, max_df: float, max_terms: int) -> None:
+        self.df: Counter[str] = Counter()
+        self.n = 0
+        self.max_df = max_df
+        self.max_terms = max_terms
+
+    def add(self, terms: Iterable[str]) -> None:
+        self.df.update(set(terms))
+        self.n += 1
+
+    def remove(self, terms: Iterable[str]) -> None:
+        for term in set(terms):
+            left = self.df[term] - 1
+            if left > 0:
+                self.df[term] = left
+            else:
+                del self.df[term]
+        self.n -= 1
+
+    def vector(self, terms: list[str]) -> Vector:
+        """Sublinear TF x smoothed IDF, frequent terms dropped, top terms, unit norm."""
+        n = max(self.n, 1)
+        cap = max(self.max_df * n, MIN_PRUNED_DF)
+        weights: list[tuple[float, str]] = []
+        for term, count in Counter(terms).items():
+            df = self.df.get(term, 0)
+            if df > cap:
+                continue
+            idf = math.log((1 + n) / (1 + df)) + 1.0
+            weights.append(((1.0 + math.log(count)) * idf, term))
+        # Heaviest first; ties broken by the term itself so that output is deterministic.
+        weights.sort(key=lambda wt: (-wt[0], wt[1]))
+        kept = weights[: self.max_terms]
+        norm = math.sqrt(sum(w * w for w, _ in kept))
+        return {term: w / norm for w, term in kept} if norm else {}
+
+
+def dot(a: Vector, b: Vector) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(w * b.get(t, 0.0) for t, w in a.items())

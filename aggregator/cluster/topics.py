@@ -1,0 +1,142 @@
+"""Topics: stories about one ongoing subject, linked over a longer window (two weeks).
+
+Each story is represented by its normalised centroid; stories are taken by first
+publication and each joins the topic whose centroid is most similar, if that clears
+``topic_threshold`` and the topic was active within ``topic_window_hours``. Topics of
+fewer than ``topic_min_stories`` stories dissolve: most stories have no topic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aggregator.cluster.features import Vector
+from aggregator.cluster.ids import follow_majority
+from aggregator.cluster.params import ClusterParams
+
+# A story enters topic linking with its this-many heaviest terms (its gist).
+TOPIC_TERMS = 20
+# One shared word ("salle", "début") is a coincidence, not a subject: a story must share
+# at least this many terms with a topic to join it (dev set: one-word topics of unrelated
+# local news vanish).
+MIN_SHARED_TERMS = 2
+
+
+@dataclass(slots=True)
+class StoryInfo:
+    id: str
+    sum: Vector
+    first: float
+    last: float
+    # Kicker -> share of the story's headlines that carry it.
+    kickers: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Topic:
+    sum: Vector = field(default_factory=dict)
+    norm2: float = 0.0
+    last: float = -math.inf
+    stories: list[int] = field(default_factory=list)
+    fixed_id: str = ""
+
+
+def _gist(story: StoryInfo) -> Vector:
+    """The story's heaviest terms, plus its kickers weighed like its heaviest term.
+
+    A shared kicker ("Guerre en Ukraine : ...") is the outlets' own word that two
+    stories have one subject, however common its words are in the window.
+    """
+    top = sorted(story.sum.items(), key=lambda tw: (-tw[1], tw[0]))[:TOPIC_TERMS]
+    heaviest = top[0][1] if top else 1.0
+    top += [(f"kicker:{k}", share * heaviest) for k, share in sorted(story.kickers.items())]
+    norm = math.sqrt(sum(w * w for _, w in top))
+    return {t: w / norm for t, w in top} if norm else {}
+
+
+def link_topics(
+    stories: Sequence[StoryInfo],
+    *,
+    params: ClusterParams,
+    previous: Mapping[str, str],
+    keep_previous: bool,
+    forced: Mapping[str, str | None],
+    taken: Container[str],
+) -> dict[str, str]:
+    """Map story ids to topic ids. ``previous`` maps story ids to their stored topic;
+    with ``keep_previous`` (incremental runs) those stay, else topics are rebuilt and
+    ids follow the majority of their stories. ``forced`` is the editors' word."""
+    order = sorted(range(len(stories)), key=lambda i: (stories[i].first, stories[i].id))
+    gists = [_gist(s) for s in stories]
+    topics: list[_Topic] = []
+    by_id: dict[str, int] = {}
+    postings: dict[str, dict[int, float]] = defaultdict(dict)
+    placed: dict[int, int] = {}
+
+    def add(k: int, i: int) -> None:
+        topic = topics[k]
+        d = sum(w * topic.sum.get(t, 0.0) for t, w in gists[i].items())
+        topic.norm2 += 2.0 * d + sum(w * w for w in gists[i].values())
+        topic.last = max(topic.last, stories[i].last)
+        topic.stories.append(i)
+        for t, w in gists[i].items():
+            topic.sum[t] = topic.sum.get(t, 0.0) + w
+            postings[t][k] = postings[t].get(k, 0.0) + w
+        placed[i] = k
+
+    def topic_named(topic_id: str) -> int:
+        if topic_id not in by_id:
+            by_id[topic_id] = len(topics)
+            topics.append(_Topic(fixed_id=topic_id))
+        return by_id[topic_id]
+
+    for i in order:
+        sid = stories[i].id
+        if sid in forced:
+            if forced[sid] is not None:
+                add(topic_named(str(forced[sid])), i)
+        elif keep_previous and sid in previous:
+            add(topic_named(previous[sid]), i)
+    for i in order:
+        if i in placed or stories[i].id in forced:
+            continue
+        dots: dict[int, float] = defaultdict(float)
+        shared: dict[int, int] = defaultdict(int)
+        for t, w in gists[i].items():
+            for k, tw in postings.get(t, {}).items():
+                dots[k] += w * tw
+                shared[k] += 1
+        best, best_score = -1, params.topic_threshold
+        for k in sorted(dots):
+            topic = topics[k]
+            if (
+                shared[k] < MIN_SHARED_TERMS
+                or stories[i].first - topic.last > params.topic_window_hours
+            ):
+                continue
+            score = dots[k] / math.sqrt(topic.norm2)
+            if score >= best_score and (best < 0 or score > best_score):
+                best, best_score = k, score
+        if best < 0:
+            best = len(topics)
+            topics.append(_Topic())
+        add(best, i)
+
+    kept = [
+        k
+        for k, topic in enumerate(topics)
+        if len(topic.stories) >= params.topic_min_stories
+        or any(stories[i].id in forced for i in topic.stories)
+    ]
+    groups = [sorted((stories[i].id for i in topics[k].stories), key=_first(stories)) for k in kept]
+    fixed = {g: topics[k].fixed_id for g, k in enumerate(kept) if topics[k].fixed_id}
+    ids = follow_majority(groups, {} if keep_previous else previous, taken, fixed=fixed, prefix="t")
+    return {sid: tid for members, tid in zip(groups, ids, strict=True) for sid in members}
+
+
+def _first(stories: Sequence[StoryInfo]):  # type: ignore[no-untyped-def]
+    first = {s.id: (s.first, s.id) for s in stories}
+    return lambda sid: first[sid]
