@@ -11,7 +11,7 @@ The server runs in its own process through ``aggregator.web.server.serve`` (what
 ``aggregator serve`` runs: uvicorn, httptools and uvloop when installed), on a SQLite
 database of synthetic French stories. The load generator is wrk when installed (Debian's
 ``wrk``), else a Python keep-alive client (then the client, not the server, is the limit).
-Each case runs for a bounded time; cases are interleaved per round.
+Each case runs for a bounded time; cases are interleaved, in a new order each round.
 
     python scripts/bench_serve.py                     # 200 stories, 10 s per case
     python scripts/bench_serve.py --duration 3 --rounds 2 --connections 16
@@ -148,8 +148,9 @@ def serve(data_dir: Path, static_dir: Path, port: int, max_items: int) -> None:
     async def in_memory(request: Request) -> Response:
         return Response(body, media_type="application/atom+xml; charset=utf-8")
 
-    app.router.routes.append(Route("/bytes", in_memory))
-    app.router.routes.append(Mount("/static", app=StaticFiles(directory=static_dir)))
+    # First in the routing table: the references pay no route matching for the app's routes.
+    app.router.routes.insert(0, Route("/bytes", in_memory))
+    app.router.routes.insert(0, Mount("/static", app=StaticFiles(directory=static_dir)))
     serve_http(app, "127.0.0.1", port, threading.Event(), "warning")
 
 
@@ -319,8 +320,13 @@ def main(argv: list[str] | None = None) -> int:
                 "feed 304": ("/feed.atom", {**identity, "If-None-Match": etag}),
             }
             results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in cases}
+            order = random.Random(1)
             for _ in range(args.rounds):
-                for name, (path, hdrs) in cases.items():
+                # A new order each round: the machine's load drifts, no case always goes first.
+                names = list(cases)
+                order.shuffle(names)
+                for name in names:
+                    path, hdrs = cases[name]
                     if tool == "wrk":
                         results[name].append(
                             run_wrk(

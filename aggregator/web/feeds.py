@@ -83,8 +83,13 @@ class FeedQuery:
         return f"{self.min_sources}|{self.topic or ''}|{self.page or ''}"
 
 
+PLAIN_QUERY = FeedQuery()
+
+
 def parse_query(request: Request) -> FeedQuery:
     """Read ?min_sources, ?topic and ?page; a bad value is a clear 400, never a 500."""
+    if not request.scope.get("query_string"):
+        return PLAIN_QUERY
     raw = request.query_params.get("min_sources", "1").strip() or "1"
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_MIN_SOURCES:
         raise InputError(
@@ -118,13 +123,14 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     ) -> Response:  # fmt: skip
         rendered: Rendered | None = cache.current(key)
         if rendered is None:
+            headers = {"Cache-Control": cache_control, **(extra or {})}
             try:
-                rendered = await run_in_threadpool(cache.fill, key, media_type, render, extra or {})
+                rendered = await run_in_threadpool(cache.fill, key, media_type, render, headers)
             except NotFound as e:
                 return _not_found(request, str(e))
             except InputError as e:
                 return PlainTextResponse(f"{e}\n", status_code=400)
-        return respond(request, rendered, cache_control)
+        return respond(request, rendered)
 
     def _not_found(request: Request, what: str) -> Response:
         if request.url.path.endswith((".atom", ".rss", ".json")):
@@ -202,9 +208,13 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
                 query = parse_query(request)
             except InputError as e:
                 return PlainTextResponse(f"{e}\n", status_code=400)
+            key = f"{fmt}|merged|{query.key}"
+            hit = cache.current(key)
+            if hit is not None:  # the hot path: no closure, no URL to build
+                return respond(request, hit)
             render = stories_feed(fmt, path, query, query.topic, topic_page=False)
             headers = feed_headers(url(path + query.params(page=query.page)))
-            return await serve(request, f"{fmt}|merged|{query.key}", media_type, render, headers)
+            return await serve(request, key, media_type, render, headers)
 
         return endpoint
 

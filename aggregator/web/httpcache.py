@@ -28,9 +28,12 @@ Render = Callable[[], tuple[bytes, datetime]]
 
 
 class Rendered:
-    """One representation: its bytes, validators and ready-made response headers."""
+    """One representation: its bytes, validators and the response headers, built once."""
 
-    __slots__ = ("_gzip", "body", "etag", "etag_gzip", "headers", "last_modified", "media_type")
+    __slots__ = (
+        "_gzip", "body", "etag", "etag_gzip", "last_modified", "media_type", "raw_200",
+        "raw_200_gzip", "raw_304", "raw_304_gzip",
+    )  # fmt: skip
 
     def __init__(
         self, body: bytes, media_type: str, last_modified: datetime, extra: dict[str, str]
@@ -41,11 +44,20 @@ class Rendered:
         self.etag = f'"{digest}"'
         self.etag_gzip = f'"{digest}-gz"'
         self.last_modified = last_modified
-        self.headers = {
-            "Last-Modified": format_datetime(last_modified, usegmt=True),
-            "Vary": "Accept-Encoding",
-            **extra,
-        }
+        common = [
+            (b"last-modified", format_datetime(last_modified, usegmt=True).encode("latin-1")),
+            (b"vary", b"Accept-Encoding"),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
+        ]
+        # RFC 9110 15.4.5: a 304 carries the validators and caching headers of the 200.
+        self.raw_304 = [*common, (b"etag", self.etag.encode())]
+        self.raw_304_gzip = [*common, (b"etag", self.etag_gzip.encode())]
+        self.raw_200 = [
+            *self.raw_304,
+            (b"content-type", media_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        self.raw_200_gzip: list[tuple[bytes, bytes]] | None = None
         self._gzip: bytes | None = None
 
     def gzipped(self) -> bytes | None:
@@ -53,8 +65,28 @@ class Rendered:
         if len(self.body) < GZIP_MIN_BYTES:
             return None
         if self._gzip is None:
-            self._gzip = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+            compressed = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+            self.raw_200_gzip = [
+                *self.raw_304_gzip,
+                (b"content-type", self.media_type.encode("latin-1")),
+                (b"content-encoding", b"gzip"),
+                (b"content-length", str(len(compressed)).encode()),
+            ]
+            self._gzip = compressed
         return self._gzip
+
+
+class Prepared(Response):
+    """A response whose status, headers and body were built in advance (cached feeds)."""
+
+    def __init__(
+        self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        self.status_code = status_code
+        # A copy: ASGI middleware may edit the header list of the message in place.
+        self.raw_headers = list(raw_headers)
+        self.body = body
+        self.background = None
 
 
 class RenderCache:
@@ -143,7 +175,10 @@ class RenderCache:
 
 
 def accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
+    value = request.headers.get("accept-encoding")
+    if not value or "gzip" not in value:
+        return False
+    for part in value.split(","):
         name, _, params = part.partition(";")
         if name.strip().lower() not in ("gzip", "x-gzip"):
             continue
@@ -176,12 +211,9 @@ def _not_modified_since(header: str, rendered: Rendered) -> bool:
     return rendered.last_modified <= since
 
 
-def respond(request: Request, rendered: Rendered, cache_control: str) -> Response:
+def respond(request: Request, rendered: Rendered) -> Response:
     """200 (gzip when asked) or 304 from the validators; HEAD gets the headers only."""
     use_gzip = accepts_gzip(request) and rendered.gzipped() is not None
-    headers = dict(rendered.headers)
-    headers["ETag"] = rendered.etag_gzip if use_gzip else rendered.etag
-    headers["Cache-Control"] = cache_control
     inm = request.headers.get("if-none-match")
     if inm is not None:
         not_modified = _etag_matches(inm, rendered)
@@ -189,8 +221,7 @@ def respond(request: Request, rendered: Rendered, cache_control: str) -> Respons
         ims = request.headers.get("if-modified-since")
         not_modified = ims is not None and _not_modified_since(ims, rendered)
     if not_modified:
-        return Response(status_code=304, headers=headers)
+        return Prepared(304, rendered.raw_304_gzip if use_gzip else rendered.raw_304, b"")
     if use_gzip:
-        headers["Content-Encoding"] = "gzip"
-        return Response(rendered.gzipped(), media_type=rendered.media_type, headers=headers)
-    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+        return Prepared(200, rendered.raw_200_gzip or [], rendered.gzipped() or b"")
+    return Prepared(200, rendered.raw_200, rendered.body)
