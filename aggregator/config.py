@@ -98,6 +98,8 @@ class PublishSettings:
     max_items: int
     tag_authority: str
     websub_hub: str
+    version_check_seconds: float
+    max_age_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +256,8 @@ def _validate(s: Settings) -> None:
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),
         (s.cluster.rebuild_interval_hours >= 0, "cluster.rebuild_interval_hours must be >= 0"),
         (s.publish.max_items >= 1, "publish.max_items must be at least 1"),
+        (s.publish.version_check_seconds >= 0, "publish.version_check_seconds must be >= 0"),
+        (s.publish.max_age_seconds >= 0, "publish.max_age_seconds must be >= 0"),
         (s.retention.max_age_days >= 0, "retention.max_age_days must be >= 0"),
         (s.desk.session_hours > 0, "desk.session_hours must be positive"),
         (s.desk.review_hours > 0, "desk.review_hours must be positive"),

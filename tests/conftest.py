@@ -152,12 +152,12 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
 class LiveServer:
     """The real app under uvicorn on 127.0.0.1, in a background thread."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, port: int | None = None) -> None:
         import threading
 
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
         )  # type: ignore[arg-type]
@@ -189,3 +189,26 @@ def live_app(settings: Settings, store: Store) -> Iterator[LiveServer]:
     server = LiveServer(create_app(settings, store)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def serve_app(
+    make_settings: Callable[..., Settings],
+) -> Iterator[Callable[..., tuple[LiveServer, Settings]]]:
+    """Start the real app under uvicorn on a free port, with settings whose public URL is
+    that port (feeds' self and next links work) plus ``overrides``; stopped after the test.
+    """
+    from aggregator.web import create_app
+
+    servers: list[LiveServer] = []
+
+    def start(store: Store, **overrides: str) -> tuple[LiveServer, Settings]:
+        port = free_port()
+        settings = make_settings(server_port=str(port), **overrides)
+        server = LiveServer(create_app(settings, store), port=port).start()
+        servers.append(server)
+        return server, settings
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -173,6 +173,8 @@ def build_world(
     from tests.conftest import LiveServer, base_env
 
     environment = base_env(tmp)
+    # Feeds re-check the stories at every request, so a decision shows at once.
+    env = {"publish_version_check_seconds": "0", **env}
     environment.update({f"AGGREGATOR_{k.upper()}": v for k, v in env.items()})
     settings = load_settings(env=environment)
     store = Store(settings.database.url)

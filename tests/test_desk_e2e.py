@@ -82,7 +82,8 @@ def instance(tmp_path: Path, replay) -> Iterator[tuple[dict[str, str], str]]:  #
     feeds = tmp_path / "feeds.toml"
     feeds.write_text("\n".join(lines), encoding="utf-8")
     port = free_port()
-    env = base_env(tmp_path, AGGREGATOR_FEEDS_FILE=str(feeds), AGGREGATOR_SERVER_PORT=str(port))
+    env = base_env(tmp_path, AGGREGATOR_FEEDS_FILE=str(feeds), AGGREGATOR_SERVER_PORT=str(port),
+                   AGGREGATOR_PUBLISH_VERSION_CHECK_SECONDS="0")  # fmt: skip
     yield env, f"http://127.0.0.1:{port}"
 
 

@@ -6,12 +6,14 @@ nothing; sign-in is throttled; cookies and headers are strict."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 import pytest
+from pytest_httpserver import HTTPServer
 from starlette.routing import Route
 
 from aggregator.web import create_app
@@ -317,6 +319,26 @@ def test_story_page_marks_wire_copies(tmp_path: Path) -> None:
         page = e.client.get(f"/desk/stories/{w.uid('tempete-1')}").text
         assert page.count('class="badge badge-wire"') == 1
         assert "1 média (+ 1 en reprise)" in page
+    finally:
+        e.close()
+        w.close()
+
+
+def test_a_decision_pings_the_websub_hub(tmp_path: Path, httpserver: HTTPServer) -> None:
+    """Subscribers pushed by a hub learn of a rename or a hide as of a clustering change."""
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=204)
+    w = build_world(tmp_path, publish_websub_hub=httpserver.url_for("/hub"))
+    httpserver.clear_log()  # the first clustering run's own ping
+    e = Editor.sign_in(w.url)
+    try:
+        e.act(f"/desk/stories/{w.uid('gazole-1')}/hide", {"valeur": "1"})
+        deadline = time.monotonic() + 10
+        while not httpserver.log and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [(request, _)] = httpserver.log
+        form = parse_qs(request.get_data(as_text=True))
+        assert form["hub.mode"] == ["publish"]
+        assert any(url.endswith("/feed.atom") for url in form["hub.url"])
     finally:
         e.close()
         w.close()

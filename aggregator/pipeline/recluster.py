@@ -15,6 +15,7 @@ from aggregator.cluster import ClusterParams, Constraints, cluster_articles
 from aggregator.config import Settings
 from aggregator.errors import InputError
 from aggregator.models import Article, StoryCluster
+from aggregator.pipeline import websub
 from aggregator.pipeline.editorial import load_editorial
 from aggregator.store import Store
 from aggregator.text import FrenchAnalyzer, load_aliases, load_stopwords
@@ -128,6 +129,7 @@ def recluster(
         editorial.reapply(store, now)
     if full:
         store.set_meta(LAST_REBUILD_KEY, now.isoformat())
+    websub.announce_changes(settings, store, counts)
     report = ReclusterReport(
         articles=len(articles),
         stories=len(clusters),

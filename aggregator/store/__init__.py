@@ -28,6 +28,7 @@ from aggregator.models import (
     User,
 )
 from aggregator.store import entries as _entries
+from aggregator.store import feeds as _feeds
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
 from aggregator.store.desk import accounts as _accounts
@@ -190,6 +191,52 @@ class Store:
     def stories_version(self) -> str:
         with read_transaction(self.engine) as conn:
             return _stories.stories_version(conn)
+
+    # -- public feeds (issue 5): keyset pages, visible topics and stories, a change marker.
+    def stories_page(
+        self,
+        *,
+        limit: int,
+        min_outlets: int = 1,
+        topic_slug: str | None = None,
+        after: str | None = None,
+    ) -> tuple[list[Story], str | None]:
+        """Visible stories (pinned first) and the cursor of the next page, if any."""
+        with read_transaction(self.engine) as conn:
+            return _feeds.stories_page(
+                conn, limit=limit, min_outlets=min_outlets, topic_slug=topic_slug, after=after
+            )
+
+    def articles_page(
+        self,
+        *,
+        limit: int,
+        min_outlets: int = 1,
+        topic_slug: str | None = None,
+        after: str | None = None,
+    ) -> tuple[list[tuple[int, Story]], str | None]:
+        """(entry id, its story) for the newest articles of visible stories, and a cursor."""
+        with read_transaction(self.engine) as conn:
+            return _feeds.articles_page(
+                conn, limit=limit, min_outlets=min_outlets, topic_slug=topic_slug, after=after
+            )
+
+    def visible_topic(self, slug: str) -> Topic | None:
+        with read_transaction(self.engine) as conn:
+            return _feeds.visible_topic(conn, slug)
+
+    def visible_topics(self, *, limit: int = 100) -> list[Topic]:
+        with read_transaction(self.engine) as conn:
+            return _feeds.visible_topics(conn, limit=limit)
+
+    def visible_story(self, uid: str) -> Story | None:
+        with read_transaction(self.engine) as conn:
+            return _feeds.visible_story(conn, uid)
+
+    def feed_version(self) -> str:
+        """Changes whenever a published feed would (the render cache's key)."""
+        with read_transaction(self.engine) as conn:
+            return _feeds.feed_version(conn)
 
     # -- small key/value state (last cluster run, ...)
     def get_meta(self, key: str) -> str | None:

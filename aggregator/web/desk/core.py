@@ -8,11 +8,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jinja2 import Environment
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from aggregator.config import Settings
 from aggregator.models import Decision, DeskSession
+from aggregator.pipeline.websub import announce_changes
 from aggregator.publish.content import PARIS, french_time
 from aggregator.store import Store
 from aggregator.text import FrenchAnalyzer
@@ -153,7 +155,10 @@ class Desk:
         base, _, query = target.partition("?")
         params = [(k, v) for k, v in _pairs(query) if k != "fait"]
         params.append(("fait", str(decision)))
-        return RedirectResponse(f"{base}?{urlencode(params)}", status_code=303)
+        # The feeds changed: tell the WebSub hub, if one is configured, once the editor
+        # has the answer (announce_changes waits for feed caches first).
+        ping = BackgroundTask(announce_changes, self.settings, self.store, {"changed": 1})
+        return RedirectResponse(f"{base}?{urlencode(params)}", status_code=303, background=ping)
 
 
 def _pairs(query: str) -> list[tuple[str, str]]:
