@@ -175,6 +175,12 @@ def test_decisions_survive_clustering_runs_and_shape_the_feed(instance) -> None:
             assert gazole not in by_id and cannes not in by_id  # hidden; merged away
             assert "Festival de Cannes" in by_id[tempete].content[0].value
             assert by_id[seisme].tags[0].label == "Séismes au Japon"
+            # Hidden from every feed, not only the merged Atom one.
+            for path in ("/feed.rss", "/feed.json", "/articles.atom", "/"):
+                body = httpx.get(f"{url}{path}").text
+                assert "gazole" not in body and "Le PSG se qualifie" in body, path
+            assert httpx.get(f"{url}/stories/{gazole}.atom").status_code == 404
+            assert httpx.get(f"{url}/stories/{psg}.atom").status_code == 200
 
         holds()
         run_cli("cluster", "--at", at, env=env)
