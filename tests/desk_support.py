@@ -163,10 +163,15 @@ class World:
 
 
 def build_world(
-    tmp: Path, overrides: Overrides | None = None, day: datetime = DAY, **env: str
+    tmp: Path,
+    overrides: Overrides | None = None,
+    day: datetime = DAY,
+    proxy_headers: bool = True,
+    **env: str,
 ) -> World:
     """``day``: the corpus day; clustering runs that evening (23:00), so a day that ended
-    an hour ago gives a desk whose stories the machine just changed ("à revoir")."""
+    an hour ago gives a desk whose stories the machine just changed ("à revoir").
+    ``proxy_headers``: uvicorn's own X-Forwarded-* handling (on by default for 127.0.0.1)."""
     from aggregator.config import load_settings
     from aggregator.pipeline import recluster
     from aggregator.web import create_app
@@ -182,5 +187,7 @@ def build_world(
     recluster(settings, store, day + timedelta(hours=23))
     store.add_user("alice", PASSWORD, DAY)
     store.add_user("bruno", PASSWORD, DAY)
-    server = LiveServer(create_app(settings, store)).start()
+    server = LiveServer(create_app(settings, store))
+    server.server.config.proxy_headers = proxy_headers
+    server.start()
     return World(settings, store, ids, server, day)
