@@ -108,6 +108,13 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DeskSettings:
+    session_hours: float
+    review_hours: float
+    trust_forwarded_proto: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str
     format: str
@@ -124,6 +131,7 @@ class Settings:
     publish: PublishSettings
     retention: RetentionSettings
     log: LogSettings
+    desk: DeskSettings
     # The user file that was read, if any (for messages).
     config_file: Path | None = None
 
@@ -251,6 +259,8 @@ def _validate(s: Settings) -> None:
         (s.publish.version_check_seconds >= 0, "publish.version_check_seconds must be >= 0"),
         (s.publish.max_age_seconds >= 0, "publish.max_age_seconds must be >= 0"),
         (s.retention.max_age_days >= 0, "retention.max_age_days must be >= 0"),
+        (s.desk.session_hours > 0, "desk.session_hours must be positive"),
+        (s.desk.review_hours > 0, "desk.review_hours must be positive"),
         (s.log.format in {"text", "json"}, "log.format must be 'text' or 'json'"),
         (
             s.log.level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"},

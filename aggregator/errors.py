@@ -59,3 +59,16 @@ class BlockedAddressError(FetchError):
 
 class ParseError(FeedError):
     """The body is not a usable feed (HTML page, empty body, broken XML with no entries)."""
+
+
+class DecisionError(AggregatorError):
+    """An editor's decision cannot be applied; nothing was changed.
+
+    ``reason`` is "invalid" (bad input), "not_found" (unknown story, article, topic or
+    decision) or "conflict" (valid but pointless or contradictory now). The message is in
+    French: editors read it.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -206,3 +206,87 @@ class Story:
             if m.entry_id == self.lead_entry_id:
                 return m
         return self.members[0]
+
+
+# -- editors' desk (issue 6): accounts, decisions and the constraints they impose.
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An editor's account (the password hash never leaves the store)."""
+
+    id: int
+    name: str
+    disabled: bool = False
+    created_at: datetime | None = None
+    last_login_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeskSession:
+    """A signed-in editor: whose session it is, and its per-session CSRF token."""
+
+    user: User
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One editor's act on a story or topic, as the history shows it."""
+
+    id: int
+    action: str
+    summary: str
+    created_at: datetime
+    user_name: str = ""
+    story_uid: str | None = None
+    topic_uid: str | None = None
+    undone_at: datetime | None = None
+    undone_by: str = ""
+    # Every story uid the decision names (merged, split-off...), for links in the history.
+    story_uids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EditorConstraint:
+    """One active row of the constraints table, in decision order."""
+
+    id: int
+    decision_id: int
+    kind: str
+    entry_a: int | None = None
+    entry_b: int | None = None
+    story_uid: str | None = None
+    topic_uid: str | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorySummary:
+    """A line of the desk's story list: no members, every flag an editor needs to see."""
+
+    uid: str
+    label: str
+    article_count: int
+    outlet_count: int
+    first_published_at: datetime
+    last_activity_at: datetime
+    label_fixed: bool = False
+    pinned: bool = False
+    hidden: bool = False
+    locked: bool = False
+    needs_review: bool = False
+    topic: Topic | None = None
+    terms: tuple[str, ...] = ()
+    machine_changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSummary:
+    """A topic on the desk, with its live story count and whether an editor named it."""
+
+    topic: Topic
+    label_fixed: bool
+    stories: int
+    last_activity_at: datetime | None = None

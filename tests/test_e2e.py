@@ -84,7 +84,9 @@ def test_run_daemon_fetches_clusters_serves_and_stops_on_sigterm(instance) -> No
         # on its own); wait for both: every feed requested, and stories in the feed.
         while time.monotonic() < deadline:
             if len(server.requests) >= 71:
-                entries = feedparser.parse(httpx.get(f"http://127.0.0.1:{port}/feed.atom").content).entries
+                entries = feedparser.parse(
+                    httpx.get(f"http://127.0.0.1:{port}/feed.atom").content
+                ).entries
                 if entries:
                     break
             time.sleep(0.5)

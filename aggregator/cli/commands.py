@@ -11,6 +11,7 @@ import click
 from aggregator import __version__
 from aggregator.cli.context import AppContext
 from aggregator.cli.feeds import feeds
+from aggregator.cli.users import users
 from aggregator.errors import InputError
 
 pass_ctx = click.make_pass_decorator(AppContext)
@@ -39,6 +40,7 @@ def cli(ctx: click.Context, config_file: Path | None, log_level: str | None) -> 
 
 
 cli.add_command(feeds)
+cli.add_command(users)
 
 
 @cli.command()

@@ -6,5 +6,6 @@ pipeline) and by ``aggregator cluster-file``, so evaluation measures what users 
 
 from aggregator.cluster.api import cluster_articles
 from aggregator.cluster.params import ClusterParams, Constraints
+from aggregator.cluster.similar import story_similarities
 
-__all__ = ["ClusterParams", "Constraints", "cluster_articles"]
+__all__ = ["ClusterParams", "Constraints", "cluster_articles", "story_similarities"]

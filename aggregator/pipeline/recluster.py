@@ -16,6 +16,7 @@ from aggregator.config import Settings
 from aggregator.errors import InputError
 from aggregator.models import Article, StoryCluster
 from aggregator.pipeline import websub
+from aggregator.pipeline.editorial import load_editorial
 from aggregator.store import Store
 from aggregator.text import FrenchAnalyzer, load_aliases, load_stopwords
 
@@ -107,6 +108,8 @@ def recluster(
         for e in window
     ]
     ids = [e.id for e in window]
+    # Editors' decisions from the store, unless the caller gives its own constraints.
+    editorial = load_editorial(store, window) if constraints is None else None
     previous = {str(k): v for k, v in store.story_assignments(ids).items()}
     previous_topics = store.story_topics(sorted(set(previous.values())))
     clusters = cluster_articles(
@@ -115,13 +118,15 @@ def recluster(
         params=cluster_params(settings),
         now=now,
         previous=previous,
-        constraints=constraints,
+        constraints=editorial.constraints if editorial is not None else constraints,
         taken_ids=_TakenUids(store.story_uid_exists),
         incremental=not full,
         previous_topics=previous_topics,
         taken_topic_ids=_TakenUids(store.topic_uid_exists),
     )
     counts = store.save_clusters(clusters, ids, now)
+    if editorial is not None:
+        editorial.reapply(store, now)
     if full:
         store.set_meta(LAST_REBUILD_KEY, now.isoformat())
     websub.announce_changes(settings, store, counts)

@@ -44,8 +44,8 @@ def make_jinja() -> Environment:
 
 
 def create_app(settings: Settings, store: Store) -> Starlette:
-    from aggregator.web import feeds, ops
+    from aggregator.web import desk, feeds, ops
 
     ctx = WebContext(settings=settings, store=store, jinja=make_jinja())
-    routes: list[BaseRoute] = [*feeds.routes(ctx), *ops.routes(ctx)]
+    routes: list[BaseRoute] = [*feeds.routes(ctx), *ops.routes(ctx), *desk.routes(ctx)]
     return Starlette(routes=routes)
