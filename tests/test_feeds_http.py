@@ -357,3 +357,78 @@ def test_bytes_rendered_across_a_change_are_served_once_not_kept() -> None:
     assert cache.current("k") is None
     fresh = cache.fill("k", "text/plain", lambda: (b"rendered from v2", NOW), {})
     assert cache.current("k") is fresh and cache.renders == 2
+
+
+def test_fast_path_answers_exactly_as_the_routed_feed(site) -> None:  # type: ignore[no-untyped-def]
+    """Plain feed URLs are answered before routing; ?min_sources=1 (same cache entry) is
+    routed: both must give the same status, headers and bytes for every kind of poll."""
+    server, store = site
+    for fmt in ("atom", "rss", "json"):
+        fast, routed = f"{server.url}/feed.{fmt}", f"{server.url}/feed.{fmt}?min_sources=1"
+        first = httpx.get(routed, headers={"Accept-Encoding": "identity"})
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        rendered = store.renders
+        polls: list[dict[str, str]] = [
+            {"Accept-Encoding": "identity"},
+            {"Accept-Encoding": "gzip"},
+            {"Accept-Encoding": "identity", "If-None-Match": etag},
+            {"Accept-Encoding": "gzip", "If-None-Match": etag.replace('"', "") + "x"},
+            {"Accept-Encoding": "identity", "If-Modified-Since": modified},
+        ]
+        for method in ("GET", "HEAD"):
+            for headers in polls:
+                a = httpx.request(method, fast, headers=headers)
+                b = httpx.request(method, routed, headers=headers)
+                assert a.status_code == b.status_code, (fmt, method, headers)
+                drop = {"date", "server"}
+                assert {k: v for k, v in a.headers.items() if k not in drop} == {
+                    k: v for k, v in b.headers.items() if k not in drop
+                }, (fmt, method, headers)
+                assert a.content == b.content, (fmt, method, headers)
+        assert store.renders == rendered, "the fast path rendered again"
+
+
+def test_fast_path_only_takes_cached_plain_feed_polls() -> None:
+    """The ASGI fast path answers a cached plain feed URL itself and passes everything
+    else (a miss, a query string, another path or method) to the application."""
+    import asyncio
+
+    from aggregator.web.httpcache import CachedFastPath
+
+    cache = RenderCache(lambda: "v1", 60.0)
+    passed: list[str] = []
+
+    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        passed.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"app"})
+
+    fast = CachedFastPath(app, cache, {"/feed.atom": "k"})
+
+    def call(method: str, path: str, query: bytes = b"", headers: Any = ()) -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        scope = {"type": "http", "method": method, "path": path, "query_string": query,
+                 "headers": list(headers)}  # fmt: skip
+        asyncio.run(fast(scope, receive, send))
+        return sent[0]["status"], sent[1]["body"]
+
+    assert call("GET", "/feed.atom") == (299, b"app")  # nothing cached yet: the app answers
+    rendered = cache.fill("k", "application/atom+xml", lambda: (b"<feed/>", NOW), {})
+    assert call("GET", "/feed.atom") == (200, b"<feed/>")
+    assert call("GET", "/feed.atom", headers=[(b"if-none-match", rendered.etag.encode())]) == (304, b"")  # fmt: skip
+    assert call("GET", "/feed.atom", b"page=2") == (299, b"app")
+    assert call("GET", "/feed.rss") == (299, b"app")
+    assert call("POST", "/feed.atom") == (299, b"app")
+    assert passed == [
+        "GET /feed.atom?",
+        "GET /feed.atom?page=2",
+        "GET /feed.rss?",
+        "POST /feed.atom?",
+    ]

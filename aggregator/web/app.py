@@ -9,11 +9,13 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from aggregator.config import Settings
 from aggregator.publish.content import french_time, safe_href
 from aggregator.store import Store
+from aggregator.web.httpcache import CachedFastPath
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -47,5 +49,8 @@ def create_app(settings: Settings, store: Store) -> Starlette:
     from aggregator.web import desk, feeds, ops
 
     ctx = WebContext(settings=settings, store=store, jinja=make_jinja())
-    routes: list[BaseRoute] = [*feeds.routes(ctx), *ops.routes(ctx), *desk.routes(ctx)]
-    return Starlette(routes=routes)
+    cache = feeds.feed_cache(ctx)
+    routes: list[BaseRoute] = [*feeds.routes(ctx, cache), *ops.routes(ctx), *desk.routes(ctx)]
+    # Polls of the plain merged feeds are answered from the render cache before routing.
+    fast_path = Middleware(CachedFastPath, cache=cache, keys=feeds.FAST_PATH_KEYS)
+    return Starlette(routes=routes, middleware=[fast_path])

@@ -102,10 +102,24 @@ def parse_query(request: Request) -> FeedQuery:
     return FeedQuery(min_sources=int(raw), topic=topic, page=page)
 
 
-def routes(ctx: WebContext) -> list[BaseRoute]:
-    settings, store, base = ctx.settings, ctx.store, ctx.base_url
+def merged_key(fmt: str, query: FeedQuery) -> str:
+    """The render-cache key of a merged feed (shared with the ASGI fast path)."""
+    return f"{fmt}|merged|{query.key}"
+
+
+# The plain merged feed URLs -> their cache keys, for ``httpcache.CachedFastPath``.
+FAST_PATH_KEYS = {f"/feed.{fmt}": merged_key(fmt, PLAIN_QUERY) for fmt in STORY_FORMATS}
+
+
+def feed_cache(ctx: WebContext) -> RenderCache:
+    """The render cache of the public feeds and pages, dropped when the stories change."""
+    return RenderCache(ctx.store.feed_version, ctx.settings.publish.version_check_seconds)
+
+
+def routes(ctx: WebContext, cache: RenderCache) -> list[BaseRoute]:
+    settings, base = ctx.settings, ctx.base_url
+    store = ctx.store
     publish = settings.publish
-    cache = RenderCache(store.feed_version, publish.version_check_seconds)
     cache_control = f"public, max-age={publish.max_age_seconds}"
     limit = publish.max_items
 
@@ -208,7 +222,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
                 query = parse_query(request)
             except InputError as e:
                 return PlainTextResponse(f"{e}\n", status_code=400)
-            key = f"{fmt}|merged|{query.key}"
+            key = merged_key(fmt, query)
             hit = cache.current(key)
             if hit is not None:  # the hot path: no closure, no URL to build
                 return respond(request, hit)

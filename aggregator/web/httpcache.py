@@ -10,12 +10,13 @@ import gzip
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Below this size gzip saves too little to pay for the Content-Encoding round trip.
 GZIP_MIN_BYTES = 1024
@@ -174,8 +175,8 @@ class RenderCache:
         return when
 
 
-def accepts_gzip(request: Request) -> bool:
-    value = request.headers.get("accept-encoding")
+def accepts_gzip(value: str | None) -> bool:
+    """Whether an Accept-Encoding header value allows gzip (q > 0)."""
     if not value or "gzip" not in value:
         return False
     for part in value.split(","):
@@ -211,17 +212,81 @@ def _not_modified_since(header: str, rendered: Rendered) -> bool:
     return rendered.last_modified <= since
 
 
+def choose(
+    rendered: Rendered,
+    accept_encoding: str | None,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body answering a request's validators from ``rendered``."""
+    use_gzip = accepts_gzip(accept_encoding) and rendered.gzipped() is not None
+    if if_none_match is not None:
+        not_modified = _etag_matches(if_none_match, rendered)
+    else:
+        not_modified = if_modified_since is not None and _not_modified_since(
+            if_modified_since, rendered
+        )
+    if not_modified:
+        return 304, rendered.raw_304_gzip if use_gzip else rendered.raw_304, b""
+    if use_gzip:
+        return 200, rendered.raw_200_gzip or [], rendered.gzipped() or b""
+    return 200, rendered.raw_200, rendered.body
+
+
 def respond(request: Request, rendered: Rendered) -> Response:
     """200 (gzip when asked) or 304 from the validators; HEAD gets the headers only."""
-    use_gzip = accepts_gzip(request) and rendered.gzipped() is not None
-    inm = request.headers.get("if-none-match")
-    if inm is not None:
-        not_modified = _etag_matches(inm, rendered)
-    else:
-        ims = request.headers.get("if-modified-since")
-        not_modified = ims is not None and _not_modified_since(ims, rendered)
-    if not_modified:
-        return Prepared(304, rendered.raw_304_gzip if use_gzip else rendered.raw_304, b"")
-    if use_gzip:
-        return Prepared(200, rendered.raw_200_gzip or [], rendered.gzipped() or b"")
-    return Prepared(200, rendered.raw_200, rendered.body)
+    headers = request.headers
+    status, raw, body = choose(
+        rendered,
+        headers.get("accept-encoding"),
+        headers.get("if-none-match"),
+        headers.get("if-modified-since"),
+    )
+    return Prepared(status, raw, body)
+
+
+_VALIDATOR_HEADERS = (b"accept-encoding", b"if-none-match", b"if-modified-since")
+
+
+class CachedFastPath:
+    """Pure ASGI middleware: answers cached plain feed URLs before any routing.
+
+    Feed readers poll ``/feed.atom`` and friends with validators; most polls are 304s.
+    When the URL (no query string) is in ``keys`` and its representation is in the render
+    cache, the answer is sent from the prepared headers without building a Request or
+    walking the routes. Anything else (a miss, a query string, another method or path)
+    goes to the application unchanged, so behaviour is the same either way.
+    """
+
+    def __init__(self, app: ASGIApp, cache: RenderCache, keys: Mapping[str, str]) -> None:
+        self.app = app
+        self.cache = cache
+        self.keys = dict(keys)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and not scope.get("query_string")
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            key = self.keys.get(scope["path"])
+            if key is not None:
+                rendered = self.cache.current(key)
+                if rendered is not None:
+                    found: dict[bytes, str] = {}
+                    for name, value in scope["headers"]:
+                        if name in _VALIDATOR_HEADERS:
+                            found[name] = value.decode("latin-1")
+                    status, raw, body = choose(
+                        rendered,
+                        found.get(b"accept-encoding"),
+                        found.get(b"if-none-match"),
+                        found.get(b"if-modified-since"),
+                    )
+                    # A copy: servers and middleware may edit the header list in place.
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": list(raw)}
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
