@@ -59,8 +59,21 @@ def html_to_text(fragment: str) -> str:
 
 def fold_accents(value: str) -> str:
     """'Élysée' -> 'Elysee': for matching only, never for display."""
+    if value.isascii():
+        return value
+    if len(value) <= _FOLD_CACHE_WORD_LENGTH:
+        return _fold_word(value)
+    return _fold(value)
+
+
+def _fold(value: str) -> str:
     decomposed = unicodedata.normalize("NFD", value)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# Single words repeat endlessly in news: their folded form is cached.
+_FOLD_CACHE_WORD_LENGTH = 40
+_fold_word = lru_cache(maxsize=1 << 17)(_fold)
 
 
 def load_stopwords(path: Path) -> frozenset[str]:
@@ -113,6 +126,8 @@ _SEGMENT = re.compile(r"[:.!?«»\"“”—–|()\[\]]|\s-\s")
 _NAME_LINKS = frozenset({"de", "du", "des", "la", "le", "d", "l", "les", "sur", "en"})
 # Analysed texts kept per analyser: a daemon re-reads the same window every few minutes.
 ANALYSIS_CACHE_SIZE = 200_000
+# Stems kept per analyser, per word (the vocabulary of a window).
+STEM_CACHE_SIZE = 500_000
 
 
 class FrenchAnalyzer:
@@ -128,6 +143,7 @@ class FrenchAnalyzer:
         self.min_length = min_length
         self.aliases = dict(aliases or {})
         self._cache: dict[str, tuple[list[str], list[str]]] = {}
+        self._stem_cache: dict[str, str] = {}
 
     def tokens(self, text: str) -> list[str]:
         """Words kept for analysis, lower-cased, accents kept (for readable key terms)."""
@@ -148,10 +164,21 @@ class FrenchAnalyzer:
         "Elysee"), and both spellings must give the same stem. Aliases ("Kyiv" for
         "Ukraine") are replaced by their canonical word first.
         """
-        folded = [fold_accents(w) for w in words]
-        if self.aliases:
-            folded = [self.aliases.get(w, w) for w in folded]
-        return _stemmer().stemWords(folded)
+        cache = self._stem_cache
+        missing = [w for w in words if w not in cache]
+        if missing:
+            folded = [fold_accents(w) for w in missing]
+            if self.aliases:
+                folded = [self.aliases.get(w, w) for w in folded]
+            if len(cache) >= STEM_CACHE_SIZE:
+                cache.clear()
+            cache.update(zip(missing, _stemmer().stemWords(folded), strict=True))
+            return [cache.get(w) or _stemmer().stemWord(self._fold_alias(w)) for w in words]
+        return [cache[w] for w in words]
+
+    def _fold_alias(self, word: str) -> str:
+        folded = fold_accents(word)
+        return self.aliases.get(folded, folded)
 
     def analyse(self, text: str) -> tuple[list[str], list[str]]:
         """``(tokens, stems)`` of ``text``, cached: re-clustering sees the same texts again."""

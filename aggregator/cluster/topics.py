@@ -131,7 +131,8 @@ def link_topics(
         if len(topic.stories) >= params.topic_min_stories
         or any(stories[i].id in forced for i in topic.stories)
     ]
-    groups = [sorted((stories[i].id for i in topics[k].stories), key=_first(stories)) for k in kept]
+    first = _first(stories)
+    groups = [sorted((stories[i].id for i in topics[k].stories), key=first) for k in kept]
     fixed = {g: topics[k].fixed_id for g, k in enumerate(kept) if topics[k].fixed_id}
     ids = follow_majority(groups, {} if keep_previous else previous, taken, fixed=fixed, prefix="t")
     return {sid: tid for members, tid in zip(groups, ids, strict=True) for sid in members}

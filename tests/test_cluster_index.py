@@ -1,0 +1,54 @@
+"""The story index's pruned search picks exactly what scoring every candidate would."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from aggregator.cluster.features import Vector, dot
+from aggregator.cluster.index import StoryIndex
+from aggregator.cluster.params import ClusterParams
+
+
+def full_scan(index: StoryIndex, vec: Vector, t: float) -> int:
+    """Every active story sharing a term, scored exactly (the reference)."""
+    p = index.params
+    best, best_margin = -1, -math.inf
+    for s, story in enumerate(index.stories):
+        if not story.active or not story.members or t - story.first > p.window_hours:
+            continue
+        if not set(vec) & set(story.sum):
+            continue
+        needed = p.threshold + p.time_penalty * max(0.0, t - story.last) / p.time_scale_hours
+        margin = dot(vec, story.sum) / math.sqrt(story.norm2) - needed
+        if margin < 0 or margin <= best_margin + 1e-12:
+            continue
+        if len(story.members) > 1 and dot(vec, story.seed) < p.seed_threshold:
+            continue
+        best, best_margin = s, margin
+    return best
+
+
+def unit(rng: random.Random, vocabulary: list[str], n_terms: int) -> Vector:
+    terms = rng.sample(vocabulary, n_terms)
+    weights = sorted((rng.random() ** 2 + 0.01 for _ in terms), reverse=True)
+    norm = math.sqrt(sum(w * w for w in weights))
+    return {t: w / norm for t, w in zip(terms, weights, strict=True)}
+
+
+def test_pruned_best_matches_a_full_scan() -> None:
+    rng = random.Random(7)
+    # A small vocabulary so that stories overlap a lot and many are near the threshold.
+    vocabulary = [f"t{i}" for i in range(120)]
+    index = StoryIndex(ClusterParams(threshold=0.45, seed_threshold=0.3))
+    joined = 0
+    for n in range(3000):
+        t = n * 0.05
+        vec = unit(rng, vocabulary, rng.randint(2, 12))
+        expected = full_scan(index, vec, t)
+        got, _ = index.best(vec, t)
+        assert got == expected, (n, got, expected)
+        joined += got >= 0
+        index.assign(n, vec, t)
+        index.expire(t)
+    assert 300 < joined < 2700, joined  # the comparison covered both outcomes often
