@@ -4,8 +4,10 @@ and the editors' desk) around one shared ``WebContext``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -43,9 +45,12 @@ def make_jinja() -> Environment:
     return jinja
 
 
-def create_app(settings: Settings, store: Store) -> Starlette:
+def create_app(
+    settings: Settings, store: Store, *, probe: Callable[[], Mapping[str, Any]] | None = None
+) -> Starlette:
+    """The app; ``probe`` tells /healthz whether this process's scheduler is alive."""
     from aggregator.web import desk, feeds, ops
 
     ctx = WebContext(settings=settings, store=store, jinja=make_jinja())
-    routes: list[BaseRoute] = [*feeds.routes(ctx), *ops.routes(ctx), *desk.routes(ctx)]
+    routes: list[BaseRoute] = [*feeds.routes(ctx), *ops.routes(ctx, probe), *desk.routes(ctx)]
     return Starlette(routes=routes)
