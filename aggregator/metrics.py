@@ -10,7 +10,7 @@ to ``render``, so they are right whichever process serves ``/metrics``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -85,9 +85,9 @@ class Gauge:
     labels: tuple[str, ...] = ()
 
 
-@dataclass
 class _Snapshot(Collector):
-    gauges: Iterable[Gauge] = field(default_factory=list)
+    def __init__(self, gauges: Iterable[Gauge]) -> None:
+        self.gauges = list(gauges)
 
     def collect(self) -> Iterator[Metric]:
         for g in self.gauges:
