@@ -108,7 +108,9 @@ def test_restart_after_two_hours_fetches_each_overdue_feed_once(tmp_path, feed_s
         fetched = sum(v for (name, _), v in values.items() if name == "aggregator_fetches_total")
         assert fetched == scalar(tmp_path, "SELECT count(*) FROM fetch_log") == n
         assert values[("aggregator_entries_ingested_total", ())] == 3 * n
-        assert values[("aggregator_entries", ())] == scalar(tmp_path, "SELECT count(*) FROM entries")
+        assert values[("aggregator_entries", ())] == scalar(
+            tmp_path, "SELECT count(*) FROM entries"
+        )
         assert values[("aggregator_parse_seconds_count", ())] == n
         assert values[("aggregator_feeds", (("state", "ok"),))] == n
 
@@ -178,7 +180,10 @@ def test_sigterm_during_a_fetch_pass_exits_within_seconds(tmp_path, feed_server)
         # Abandoned fetches left no trace: no log row, no entries, every feed still due.
         assert conn.execute("SELECT count(*) FROM fetch_log").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM sources WHERE next_check_at IS NULL").fetchone()[0] == 3
+        assert (
+            conn.execute("SELECT count(*) FROM sources WHERE next_check_at IS NULL").fetchone()[0]
+            == 3
+        )
     server.delay = 0
     done = run_cli("fetch", env=env)
     assert "fetched 3 feeds: 9 new entries, 0 errors" in done.stdout
@@ -223,3 +228,21 @@ def test_overlapping_cron_fetches_never_double_fetch(tmp_path, feed_server) -> N
     print(f"overlapping cron fetches: 3 runs, {server.total()} requests for 5 feeds "
           "(0 duplicates); the overlapping run exited 0 doing nothing, the waiting one "
           "found nothing due")  # fmt: skip
+
+
+def test_importing_an_opml_of_500_feeds_shows_progress_lines(tmp_path: Path) -> None:
+    outlines = "".join(
+        f'<outline type="rss" text="Flux {n}" xmlUrl="http://127.0.0.1:9/flux/{n}.xml"/>'
+        for n in range(500)
+    )
+    opml = tmp_path / "big.opml"
+    opml.write_text(f'<?xml version="1.0"?><opml version="2.0"><head/><body>{outlines}'
+                    "</body></opml>", encoding="utf-8")  # fmt: skip
+    feeds = tmp_path / "feeds.toml"
+    feeds.write_text("")
+    proc = run_cli("feeds", "import-opml", str(opml),
+                   env=base_env(tmp_path, AGGREGATOR_FEEDS_FILE=str(feeds)))  # fmt: skip
+    assert "imported 500 feeds (0 already present)" in proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import: ")]
+    assert lines and lines[-1] == "import: 500/500 feeds", proc.stderr
+    assert "\r" not in proc.stderr  # no bar drawing when stderr is not a terminal
