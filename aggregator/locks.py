@@ -102,7 +102,7 @@ class FileLock:
 
 
 def daemon_lock(settings: Settings) -> FileLock:
-    return FileLock(lock_path(settings, "run"), "a daemon (`aggregator run`) on this database")
+    return FileLock(lock_path(settings, "run"), "a daemon (aggregator run) on this database")
 
 
 def command_lock(settings: Settings, command: str) -> FileLock:

@@ -119,7 +119,7 @@ def test_restart_after_two_hours_fetches_each_overdue_feed_once(tmp_path, feed_s
                          check=False, timeout=30)  # fmt: skip
         assert second.returncode == 3, second.stderr
         assert second.stderr.strip().count("\n") == 0, second.stderr
-        assert "a daemon (`aggregator run`) on this database already runs (pid" in second.stderr
+        assert "a daemon (aggregator run) on this database already runs (pid" in second.stderr
         print(f"second daemon: exit {second.returncode}: {second.stderr.strip()}")
     finally:
         code, _, stderr = stop(first)
