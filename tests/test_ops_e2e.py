@@ -157,21 +157,23 @@ def test_sigterm_during_a_fetch_pass_exits_within_seconds(tmp_path, feed_server)
     server = start(feed_server, 3, delay=30.0)
     env = env_for(tmp_path, server)
     run_cli("status", env=env)
-    proc = daemon(env)
-    try:
-        wait_until(lambda: server.total() >= 1, 60, "a fetch in flight")
-    finally:
-        code, took, stderr = stop(proc)
+
+    def sigterm_in_flight(command: str) -> tuple[int, float, str]:
+        """Start `aggregator COMMAND`, SIGTERM it once its first request is in flight."""
+        arrived = server.total()
+        proc = subprocess.Popen([sys.executable, "-m", "aggregator", command], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            wait_until(lambda: server.total() > arrived, 60, f"`{command}` fetching")
+        finally:
+            result = stop(proc)
+        return result
+
+    code, took, stderr = sigterm_in_flight("run")
     assert code == 0, stderr
     assert took < 8, f"the daemon took {took:.1f} s to stop"
     assert "abandoned" in stderr and "stopped" in stderr
-
-    cron = subprocess.Popen([sys.executable, "-m", "aggregator", "fetch"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        wait_until(lambda: server.total() >= 2, 60, "the cron fetch in flight")
-    finally:
-        cron_code, cron_took, cron_err = stop(cron)
+    cron_code, cron_took, cron_err = sigterm_in_flight("fetch")
     assert cron_code == 143, cron_err
     assert cron_took < 8, f"`aggregator fetch` took {cron_took:.1f} s to stop"
 

@@ -12,7 +12,7 @@ import click
 from aggregator import __version__
 from aggregator.cli.context import AppContext
 from aggregator.cli.feeds import feeds
-from aggregator.cli.lifecycle import EXIT_SIGNALLED, SHUTDOWN_GRACE_SECONDS, OneShotStop, abandon
+from aggregator.cli.lifecycle import SHUTDOWN_GRACE_SECONDS, OneShotStop, abandon
 from aggregator.cli.progress import Progress
 from aggregator.cli.users import users
 from aggregator.errors import InputError, LockedError
@@ -130,7 +130,7 @@ def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
     Exits 0 even when some feeds fail (their errors are recorded and shown by `status`);
     1 only when the command itself fails. Overlapping runs never fetch twice: while
     another fetch pass (cron or daemon) holds the lock, this one exits 0 doing nothing.
-    SIGTERM stops it within seconds (exit 143); unfinished feeds stay due.
+    SIGTERM stops it within seconds (exit 143; Ctrl-C 130); unfinished feeds stay due.
     """
     from aggregator.pipeline import refresh_due
 
@@ -154,7 +154,7 @@ def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
     )
     if stop.event.is_set():
         click.echo("aggregator: fetch interrupted; the other feeds stay due", err=True)
-        sys.exit(EXIT_SIGNALLED)
+        sys.exit(stop.exit_code)
 
 
 @cli.command()
@@ -281,8 +281,8 @@ def status(app: AppContext) -> None:
     figures = store.ops_figures(datetime.now(UTC))
     age = figures.last_success_age
     click.echo(
-        f"last successful fetch: {_ago(age) if age is not None else 'never'}; "
-        f"most overdue feed waiting: {_ago(figures.queue_lag)}"
+        f"last successful fetch: {f'{_duration(age)} ago' if age is not None else 'never'}; "
+        f"most overdue feed waiting for: {_duration(figures.queue_lag)}"
     )
     if failing:
         # Failing (many errors in a row) first, then by how long the errors have lasted.
@@ -295,14 +295,14 @@ def status(app: AppContext) -> None:
             click.echo(f"  {s.id:>4}  {name}: {label}, {s.error_count}x: {s.last_error}")
 
 
-def _ago(seconds: float) -> str:
+def _duration(seconds: float) -> str:
     if seconds < 120:
-        return f"{seconds:.0f} s ago"
+        return f"{seconds:.0f} s"
     if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min ago"
+        return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 @cli.command("cluster-file")

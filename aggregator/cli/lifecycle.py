@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 # In-flight fetches get this long to finish after SIGTERM (a slow server may hold one for
 # [fetch] timeout_seconds); then they are abandoned and the process exits.
 SHUTDOWN_GRACE_SECONDS = 2.0
-# Exit status of a one-shot command stopped by a signal (shell convention: 128 + signal).
-EXIT_SIGNALLED = 128 + signal.SIGTERM
+# Exit status of a one-shot command stopped by a signal: 128 + its number (shell
+# convention): 143 for SIGTERM, 130 for SIGINT.
+EXIT_SIGNAL_BASE = 128
 
 
 def abandon(message: str, code: int) -> None:
@@ -44,6 +45,7 @@ class OneShotStop:
         self.what = what
         self.event = threading.Event()
         self.finished = threading.Event()
+        self.exit_code = EXIT_SIGNAL_BASE + signal.SIGTERM
 
     def install(self) -> OneShotStop:
         signal.signal(signal.SIGTERM, self._handler)
@@ -54,9 +56,10 @@ class OneShotStop:
         if self.event.is_set():
             return
         log.info("received %s: stopping", signal.Signals(signum).name)
+        self.exit_code = EXIT_SIGNAL_BASE + signum
         self.event.set()
         threading.Thread(target=self._watchdog, name="stop-watchdog", daemon=True).start()
 
     def _watchdog(self) -> None:
         if not self.finished.wait(SHUTDOWN_GRACE_SECONDS):
-            abandon(f"{self.what} stopped: in-flight work abandoned", EXIT_SIGNALLED)
+            abandon(f"{self.what} stopped: in-flight work abandoned", self.exit_code)
