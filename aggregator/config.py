@@ -65,6 +65,7 @@ class FeedsSettings:
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
     interval_minutes: float
+    tick_seconds: float
     max_interval_hours: float
     timeout_seconds: float
     connect_timeout_seconds: float
@@ -105,6 +106,7 @@ class PublishSettings:
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
     max_age_days: float
+    interval_hours: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,7 @@ def _validate(s: Settings) -> None:
     checks = [
         (1 <= s.server.port <= 65535, "server.port must be between 1 and 65535"),
         (s.fetch.interval_minutes > 0, "fetch.interval_minutes must be positive"),
+        (s.fetch.tick_seconds > 0, "fetch.tick_seconds must be positive"),
         (s.fetch.timeout_seconds > 0, "fetch.timeout_seconds must be positive"),
         (s.fetch.connect_timeout_seconds > 0, "fetch.connect_timeout_seconds must be positive"),
         (s.fetch.max_body_bytes > 0, "fetch.max_body_bytes must be positive"),
@@ -259,6 +262,7 @@ def _validate(s: Settings) -> None:
         (s.publish.version_check_seconds >= 0, "publish.version_check_seconds must be >= 0"),
         (s.publish.max_age_seconds >= 0, "publish.max_age_seconds must be >= 0"),
         (s.retention.max_age_days >= 0, "retention.max_age_days must be >= 0"),
+        (s.retention.interval_hours > 0, "retention.interval_hours must be positive"),
         (s.desk.session_hours > 0, "desk.session_hours must be positive"),
         (s.desk.review_hours > 0, "desk.review_hours must be positive"),
         (s.log.format in {"text", "json"}, "log.format must be 'text' or 'json'"),

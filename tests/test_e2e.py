@@ -34,7 +34,9 @@ def test_fetch_cluster_serve_and_subscribe(instance) -> None:  # type: ignore[no
     assert "3 errors" in fetched.stdout  # the three HTML pages
     run_cli("cluster", "--at", AT, env=env)
     status = run_cli("status", env=env).stdout
-    assert status.count("not a feed: got an HTML page") == 3
+    listing, summary = status.split("feeds with errors (3):")
+    assert listing.count("not a feed: got an HTML page") == 3
+    assert summary.count("not a feed: got an HTML page") == 3
     entries_line = next(ln for ln in status.splitlines() if ln.startswith("entries:"))
     before = int(entries_line.split()[1])
     assert before > 1000

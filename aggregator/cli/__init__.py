@@ -16,6 +16,11 @@ EXIT_FAILURE = 1
 EXIT_LOCKED = 3
 
 
+def one_line(error: Exception) -> str:
+    """Drivers' messages may span lines (psycopg adds hints): a command error is one line."""
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="aggregator", standalone_mode=False)
@@ -26,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except LockedError as e:
-        click.echo(f"aggregator: {e}", err=True)
+        click.echo(f"aggregator: {one_line(e)}", err=True)
         sys.exit(EXIT_LOCKED)
     except (AggregatorError, InputError) as e:
-        click.echo(f"aggregator: error: {e}", err=True)
+        click.echo(f"aggregator: error: {one_line(e)}", err=True)
         sys.exit(EXIT_FAILURE)
     except KeyboardInterrupt:
         click.echo("aggregator: interrupted", err=True)

@@ -1,7 +1,8 @@
-"""Top-level commands: run, fetch, cluster, serve, status, cluster-file."""
+"""Top-level commands: run, fetch, cluster, prune, serve, status, cluster-file."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -11,8 +12,11 @@ import click
 from aggregator import __version__
 from aggregator.cli.context import AppContext
 from aggregator.cli.feeds import feeds
+from aggregator.cli.lifecycle import SHUTDOWN_GRACE_SECONDS, OneShotStop, abandon
+from aggregator.cli.progress import Progress
 from aggregator.cli.users import users
-from aggregator.errors import InputError
+from aggregator.errors import InputError, LockedError
+from aggregator.locks import FileLock, command_lock, daemon_lock, is_sqlite
 
 pass_ctx = click.make_pass_decorator(AppContext)
 
@@ -55,14 +59,18 @@ cli.add_command(users)
 def run(app: AppContext, role: str) -> None:
     """Run the daemon: scheduled fetching and clustering, and the HTTP server.
 
-    Feeds are fetched when due, stories regrouped when new articles arrive, and feeds
-    served on [server] host:port. Ctrl-C or SIGTERM stops it cleanly.
+    Feeds are fetched when due, stories regrouped when new articles arrive, old ones
+    pruned ([retention]), and feeds served on [server] host:port. One daemon per SQLite
+    database (a second one exits with a message). Ctrl-C or SIGTERM stops it within seconds.
     """
     from aggregator.scheduler import DaemonState, build_scheduler
     from aggregator.web import create_app
     from aggregator.web.server import serve, wait_for_stop
 
-    settings, store = app.settings, app.store
+    settings = app.settings
+    if is_sqlite(settings):  # held until the process ends; PostgreSQL shares roles instead
+        daemon_lock(settings).acquire()
+    store = app.store
     state = DaemonState()
     scheduler = build_scheduler(
         settings, store, state, fetch=role in ("all", "fetch"), cluster=role in ("all", "cluster")
@@ -76,7 +84,7 @@ def run(app: AppContext, role: str) -> None:
         if role in ("all", "web"):
             click.echo(f"serving on {settings.server.base_url}/", err=True)
             serve(
-                create_app(settings, store),
+                create_app(settings, store, probe=state.health),
                 settings.server.host,
                 settings.server.port,
                 state.stop,
@@ -86,28 +94,67 @@ def run(app: AppContext, role: str) -> None:
             wait_for_stop(state.stop)
     finally:
         state.stop.set()
-        scheduler.shutdown(wait=True)
+        scheduler.shutdown(wait=False)
+        if not state.wait_idle(SHUTDOWN_GRACE_SECONDS):
+            abandon("stopped (in-flight fetches abandoned: still due, fetched next time)", 0)
     click.echo("aggregator: stopped", err=True)
+
+
+WAIT_OPTION = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When another run holds the lock, wait this long for it; then exit 0 doing nothing.",
+)
+
+
+def _take(lock: FileLock, wait: float) -> bool:
+    """Cron overlap: when another run holds ``lock``, say so and succeed doing nothing."""
+    try:
+        lock.acquire(wait)
+    except LockedError as e:
+        click.echo(f"aggregator: {e}: nothing done", err=True)
+        return False
+    return True
 
 
 @cli.command()
 @click.option("--all", "all_sources", is_flag=True, help="Fetch every feed, due or not.")
+@WAIT_OPTION
 @pass_ctx
-def fetch(app: AppContext, all_sources: bool) -> None:
+def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
     """Fetch due feeds once and store new entries (for cron).
 
     Exits 0 even when some feeds fail (their errors are recorded and shown by `status`);
-    non-zero only when the command itself fails.
+    1 only when the command itself fails. Overlapping runs never fetch twice: while
+    another fetch pass (cron or daemon) holds the lock, this one exits 0 doing nothing.
+    SIGTERM stops it within seconds (exit 143; Ctrl-C 130); unfinished feeds stay due.
     """
     from aggregator.pipeline import refresh_due
 
-    report = refresh_due(app.settings, app.store, all_sources=all_sources)
+    if not _take(command_lock(app.settings, "fetch"), wait):
+        return
+    stop = OneShotStop("fetch").install()
+    with Progress("fetch", "feeds") as bar:
+        report = refresh_due(
+            app.settings,
+            app.store,
+            all_sources=all_sources,
+            stop=stop.event,
+            progress=lambda total, _: bar.advance(total),
+        )
+    stop.finished.set()
     for o in report.errors:
         click.echo(f"error: {o.url}: {o.error}", err=True)
     click.echo(
         f"fetched {len(report.outcomes)} feeds: {report.new_entries} new entries, "
         f"{len(report.errors)} errors"
     )
+    if stop.event.is_set():
+        click.echo("aggregator: fetch interrupted; the other feeds stay due", err=True)
+        sys.exit(stop.exit_code)
 
 
 @cli.command()
@@ -124,17 +171,59 @@ def fetch(app: AppContext, all_sources: bool) -> None:
     help="Regroup the whole story window, or only place new articles. Default: full when "
     "[cluster] rebuild_interval_hours has passed since the last full run.",
 )
+@WAIT_OPTION
 @pass_ctx
-def cluster(app: AppContext, at: datetime | None, full: bool | None) -> None:
-    """Group new articles into stories and topics ([cluster] window_hours), once."""
+def cluster(app: AppContext, at: datetime | None, full: bool | None, wait: float) -> None:
+    """Group new articles into stories and topics ([cluster] window_hours), once.
+
+    While another clustering run (cron or daemon) holds the lock, exits 0 doing nothing.
+    """
     from aggregator.pipeline import recluster
 
+    if not _take(command_lock(app.settings, "cluster"), wait):
+        return
     now = at.replace(tzinfo=UTC) if at is not None else datetime.now(UTC)
     report = recluster(app.settings, app.store, now, full=full)
     click.echo(
         f"{'rebuilt' if report.full else 'placed new articles'}: {report.articles} articles "
         f"in {report.stories} stories, {report.topics} topics "
         f"({report.created} new, {report.changed} changed, {report.deleted} removed)"
+    )
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    help="Prune what is older than DAYS instead of [retention] max_age_days.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be pruned; delete nothing.")
+@WAIT_OPTION
+@pass_ctx
+def prune(app: AppContext, days: float | None, dry_run: bool, wait: float) -> None:
+    """Delete stories and entries older than [retention] max_age_days (for cron).
+
+    Pinned and locked stories and their articles are kept, and so are articles a feed
+    still carries; topics left empty and old fetch-log rows go too. The daemon does the
+    same every [retention] interval_hours.
+    """
+    from aggregator.pipeline import prune as prune_old
+
+    settings = app.settings
+    if not dry_run and not _take(command_lock(settings, "cluster"), wait):
+        return
+    report = prune_old(settings, app.store, datetime.now(UTC), max_age_days=days, dry_run=dry_run)
+    if report is None:
+        click.echo("retention is off ([retention] max_age_days = 0): nothing pruned")
+        return
+    limit = days if days is not None else settings.retention.max_age_days
+    verb = "would prune" if dry_run else "pruned"
+    topics = "" if dry_run else f", {report.topics} topics"
+    click.echo(
+        f"{verb} {report.stories} stories, {report.entries} entries{topics}, "
+        f"{report.fetch_log} fetch-log rows older than {limit:g} days"
     )
 
 
@@ -189,6 +278,31 @@ def status(app: AppContext) -> None:
     click.echo(
         f"stories: {store.count_stories()} ({store.count_stories(min_outlets=2)} from 2+ outlets)"
     )
+    figures = store.ops_figures(datetime.now(UTC))
+    age = figures.last_success_age
+    click.echo(
+        f"last successful fetch: {f'{_duration(age)} ago' if age is not None else 'never'}; "
+        f"most overdue feed waiting for: {_duration(figures.queue_lag)}"
+    )
+    if failing:
+        # Failing (many errors in a row) first, then by how long the errors have lasted.
+        failing.sort(key=lambda s: (not s.failing, -s.error_count, s.id))
+        click.echo("")
+        click.echo(f"feeds with errors ({len(failing)}):")
+        for s in failing:
+            name = f"{s.outlet} / {s.section}" if s.section else s.outlet
+            label = "FAILING" if s.failing else "error"
+            click.echo(f"  {s.id:>4}  {name}: {label}, {s.error_count}x: {s.last_error}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 @cli.command("cluster-file")

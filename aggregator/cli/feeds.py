@@ -9,6 +9,7 @@ from typing import IO
 import click
 
 from aggregator.cli.context import AppContext
+from aggregator.cli.progress import Progress
 from aggregator.errors import InputError
 from aggregator.models import FeedSpec
 from aggregator.opml import read_opml, write_opml
@@ -53,11 +54,13 @@ def import_cmd(app: AppContext, file: Path) -> None:
     existing = {s.url for s in app.store.list_sources() if not s.disabled}
     now = datetime.now(UTC)
     added = 0
-    for spec in specs:
-        if spec.url in existing:
-            continue
-        app.store.add_source(spec, now, origin="opml")
-        added += 1
+    with Progress("import", "feeds") as bar:
+        for spec in specs:
+            bar.advance(len(specs))
+            if spec.url in existing:
+                continue
+            app.store.add_source(spec, now, origin="opml")
+            added += 1
     click.echo(f"imported {added} feeds ({len(specs) - added} already present)")
 
 

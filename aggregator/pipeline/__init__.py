@@ -10,6 +10,7 @@ from aggregator.pipeline.refresh import (
     refresh_source,
     sync_feed_list,
 )
+from aggregator.pipeline.retention import prune
 
 __all__ = [
     "FeedOutcome",
@@ -17,6 +18,7 @@ __all__ = [
     "cluster_file",
     "cluster_params",
     "make_analyzer",
+    "prune",
     "recluster",
     "refresh_due",
     "refresh_source",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from aggregator import metrics
 from aggregator.config import Settings, load_feed_list
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher
@@ -88,6 +89,7 @@ def refresh_source(
         new_entries=outcome.new_entries,
         error=outcome.error,
     )
+    metrics.record_fetch(outcome.outcome, outcome.new_entries)
     return outcome
 
 
@@ -127,12 +129,13 @@ def _store_result(
         state["next_check_at"] = next_check_after_success(now, settings.fetch, result.headers, None)
         store.update_source(source.id, now, **state)
         return FeedOutcome(source.id, source.url, "unchanged", status=result.status)
-    parsed = parse_feed(
-        result.content,
-        url=result.url,
-        headers=result.headers,
-        max_entries=settings.fetch.max_entries_per_feed,
-    )
+    with metrics.PARSE_SECONDS.time():
+        parsed = parse_feed(
+            result.content,
+            url=result.url,
+            headers=result.headers,
+            max_entries=settings.fetch.max_entries_per_feed,
+        )
     state.update(
         content_hash=digest,
         next_check_at=next_check_after_success(
@@ -166,6 +169,7 @@ def _record_error(
     if status == 410:
         state.update(disabled=True, disabled_reason="the server says the feed is gone (HTTP 410)")
     store.update_source(source.id, now, **state)
+    metrics.record_feed_error(error)
     log.warning("feed error: %s", error)
     return FeedOutcome(source.id, source.url, "error", error=error.message, status=status)
 
@@ -178,8 +182,12 @@ def refresh_due(
     clock: Clock = utcnow,
     stop: threading.Event | None = None,
     sources: Sequence[Source] | None = None,
+    progress: Callable[[int, FeedOutcome], None] | None = None,
 ) -> RefreshReport:
-    """Refresh every due feed: hosts in parallel, one request at a time per host, spaced."""
+    """Refresh every due feed: hosts in parallel, one request at a time per host, spaced.
+
+    ``progress(total, outcome)`` is called after each feed (progress bars, heartbeats).
+    """
     due = (
         list(sources)
         if sources is not None
@@ -203,6 +211,8 @@ def refresh_due(
             outcome = refresh_source(settings, store, fetcher, source, clock)
             with lock:
                 report.outcomes.append(outcome)
+                if progress is not None:
+                    progress(len(due), outcome)
 
     with (
         Fetcher(settings.fetch) as fetcher,

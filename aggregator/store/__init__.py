@@ -29,6 +29,7 @@ from aggregator.models import (
 )
 from aggregator.store import entries as _entries
 from aggregator.store import feeds as _feeds
+from aggregator.store import retention as _retention
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
 from aggregator.store.desk import accounts as _accounts
@@ -39,9 +40,11 @@ from aggregator.store.desk import state as _desk_state
 from aggregator.store.desk.queries import StoryFilter
 from aggregator.store.engine import create_engine, migrate, read_transaction, write_transaction
 from aggregator.store.entries import UpsertReport
+from aggregator.store.ops import OpsFigures, ops_figures
+from aggregator.store.retention import PruneReport
 from aggregator.store.schema import fetch_log, meta
 
-__all__ = ["Store", "StoryFilter", "UpsertReport"]
+__all__ = ["OpsFigures", "PruneReport", "Store", "StoryFilter", "UpsertReport"]
 
 
 class Store:
@@ -237,6 +240,19 @@ class Store:
         """Changes whenever a published feed would (the render cache's key)."""
         with read_transaction(self.engine) as conn:
             return _feeds.feed_version(conn)
+
+    # -- operations (issue 7): figures for /healthz, /metrics and status; retention
+    def ops_figures(self, now: datetime, recent: timedelta = timedelta(hours=1)) -> OpsFigures:
+        with read_transaction(self.engine) as conn:
+            return ops_figures(conn, now, recent)
+
+    def ping(self) -> None:
+        with read_transaction(self.engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def prune(self, cutoff: datetime, *, dry_run: bool = False) -> PruneReport:
+        """Delete stories, entries, empty topics and fetch log older than ``cutoff``."""
+        return _retention.prune(self.engine, cutoff, dry_run=dry_run)
 
     # -- small key/value state (last cluster run, ...)
     def get_meta(self, key: str) -> str | None:

@@ -4,8 +4,10 @@ and the editors' desk) around one shared ``WebContext``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -45,12 +47,17 @@ def make_jinja() -> Environment:
     return jinja
 
 
-def create_app(settings: Settings, store: Store) -> Starlette:
+def create_app(
+    settings: Settings, store: Store, *, probe: Callable[[], Mapping[str, Any]] | None = None
+) -> Starlette:
+    """The app; ``probe`` tells /healthz whether this process's scheduler is alive."""
     from aggregator.web import desk, feeds, ops
 
     ctx = WebContext(settings=settings, store=store, jinja=make_jinja())
     cache = feeds.feed_cache(ctx)
-    routes: list[BaseRoute] = [*feeds.routes(ctx, cache), *ops.routes(ctx), *desk.routes(ctx)]
+    routes: list[BaseRoute] = [
+        *feeds.routes(ctx, cache), *ops.routes(ctx, probe), *desk.routes(ctx),
+    ]  # fmt: skip
     # Polls of the plain merged feeds are answered from the render cache before routing.
     fast_path = Middleware(CachedFastPath, cache=cache, keys=feeds.FAST_PATH_KEYS)
     return Starlette(routes=routes, middleware=[fast_path])
