@@ -8,6 +8,7 @@ would only get in the way.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ MIN_PRUNED_DF = 20
 Vector = dict[str, float]
 # Longer text before " : " is a sentence, not a kicker.
 MAX_KICKER_TERMS = 4
+# A headline template ("La météo du vendredi 10 janvier 2020 à Vitré", one per town)
+# is recognised by its frame: the stems of its lower-case words. Frames shorter than
+# this are ordinary phrasing ("Lyon bat Nantes"), not a template.
+MIN_FRAME_STEMS = 4
+_RAW_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.U)
 
 
 def hours(when: datetime | None) -> float:
@@ -46,6 +52,8 @@ class Doc:
     # The headline's kicker ("Guerre en Ukraine : ..."), as joined stems: the outlet's own
     # name for the subject, evidence for topics.
     kicker: str = ""
+    # The headline's template frame (see `template_frame`), or "".
+    frame: str = ""
 
 
 def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) -> Doc:
@@ -64,7 +72,30 @@ def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) 
         surface=surface,
         plain=title_stems + summary_stems,
         kicker="_".join(kicker_stems) if 0 < len(kicker_stems) <= MAX_KICKER_TERMS else "",
+        frame=template_frame(article.title, analyzer) if params.templates else "",
     )
+
+
+def template_frame(title: str, analyzer: FrenchAnalyzer) -> str:
+    """The headline with its capitalised words (names, and a template's fixed first
+    word) left out, as its sorted set of stems; "" when it names nothing or the frame
+    is too short to be a template.
+
+    Generated headlines ("Rennes : la météo du vendredi 10 janvier 2020", "La météo du
+    vendredi 10 janvier 2020 à Vitré") share a frame and differ by a name only: one
+    story for an editor, though the name is their rarest, heaviest term.
+    """
+    frame: set[str] = set()
+    named = False
+    for word in _RAW_WORD.findall(title):
+        stems = analyzer.analyse(word)[1]
+        if word[:1].isupper():
+            named = named or bool(stems)
+        else:
+            frame.update(stems)
+    if not named or len(frame) < MIN_FRAME_STEMS:
+        return ""
+    return " ".join(sorted(frame))
 
 
 class TermStats:

@@ -37,6 +37,11 @@ class ClusterParams:
     # `title_weight`): a summary adds its key words without diluting the headline, so one
     # threshold serves headline-only and title+summary feeds alike.
     max_terms: int = 12
+    # Headlines of one template (same frame of lower-case words, a different name:
+    # "la météo du vendredi 10 janvier 2020 à Vitré") share a story (features.template_frame).
+    templates: bool = True
+    # Second pass: stories whose centroids are this similar merge (0: off).
+    merge_threshold: float = 0.0
     # Proper-noun phrases ("Corée du Nord") added as one extra term with this weight
     # (0: off). Measured neutral to slightly harmful on the dev set (see the ablation).
     phrase_weight: int = 0
