@@ -22,6 +22,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Below this document frequency a term is never pruned as too common, so that small
 # windows (a handful of articles) cluster normally.
 MIN_PRUNED_DF = 20
+# IDF is computed as if the window held at least this many articles. A handful of
+# articles cannot tell a subject word from a common one: in a 5-item live blog
+# "Ukraine" is in every item and a plain IDF would weigh it at half a one-off word.
+# Below this size terms weigh nearly the same (stop words are gone already); at and
+# above it (any real window: the dev set's day has 5,064) IDF is unchanged.
+MIN_IDF_WINDOW = 1000
 
 Vector = dict[str, float]
 # Longer text before " : " is a sentence, not a kicker.
@@ -125,10 +131,14 @@ class TermStats:
                 del self.df[term]
         self.n -= 1
 
-    def vector(self, terms: list[str]) -> Vector:
-        """Sublinear TF x smoothed IDF, frequent terms dropped, top terms, unit norm."""
+    def vector(self, terms: list[str], limit: int | None = None) -> Vector:
+        """Sublinear TF x smoothed IDF, frequent terms dropped, top terms, unit norm.
+
+        ``limit`` overrides ``max_terms`` (topics look at every term).
+        """
         n = max(self.n, 1)
         cap = max(self.max_df * n, MIN_PRUNED_DF)
+        n = max(n, MIN_IDF_WINDOW)
         weights: list[tuple[float, str]] = []
         for term, count in Counter(terms).items():
             df = self.df.get(term, 0)
@@ -138,7 +148,7 @@ class TermStats:
             weights.append(((1.0 + math.log(count)) * idf, term))
         # Heaviest first; ties broken by the term itself so that output is deterministic.
         weights.sort(key=lambda wt: (-wt[0], wt[1]))
-        kept = weights[: self.max_terms]
+        kept = weights[: self.max_terms if limit is None else limit]
         norm = math.sqrt(sum(w * w for w, _ in kept))
         return {term: w / norm for w, term in kept} if norm else {}
 

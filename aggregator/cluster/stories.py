@@ -8,7 +8,7 @@ makes them hold even between articles that were settled in earlier runs.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aggregator.cluster.features import Doc, Vector
@@ -80,11 +80,11 @@ def group_stories(
     for story_id, members in sorted(by_lock.items()):
         members.sort()
         groups.append(
-            Group(members, _sum(vectors[i] for i in members), fixed_id=story_id, locked=True)
+            Group(members, sum_vectors(vectors[i] for i in members), fixed_id=story_id, locked=True)
         )
     for group in groups:
         if not group.sum:
-            group.sum = _sum(vectors[i] for i in group.members)
+            group.sum = sum_vectors(vectors[i] for i in group.members)
     return groups
 
 
@@ -164,9 +164,9 @@ def _pairs(pairs: Sequence[tuple[str, str]], pos: Mapping[str, int]) -> dict[int
     return out
 
 
-def _sum(vectors: object) -> Vector:
+def sum_vectors(vectors: Iterable[Vector]) -> Vector:
     total: Vector = {}
-    for vec in vectors:  # type: ignore[attr-defined]
+    for vec in vectors:
         for term, w in vec.items():
             total[term] = total.get(term, 0.0) + w
     return total
