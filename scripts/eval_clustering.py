@@ -162,9 +162,14 @@ def show_liveblog(path: Path, *, in_process: bool) -> None:
 
 ABLATION = [
     ("defaults", {}),
+    ("no headline templates", {"templates": False}),
+    ("+ average-link merge pass 0.55", {"merge_threshold": 0.55}),
+    ("+ average-link merge pass 0.60", {"merge_threshold": 0.6}),
+    ("+ average-link merge pass 0.65", {"merge_threshold": 0.65}),
     ("no seed guard (seed_threshold 0)", {"seed_threshold": 0.0}),
     ("all terms (max_terms 1000)", {"max_terms": 1000}),
     ("proper-noun phrases (phrase_weight 1)", {"phrase_weight": 1}),
+    ("proper-noun phrases (phrase_weight 2)", {"phrase_weight": 2}),
     ("title weight 1", {"title_weight": 1}),
     ("no time penalty", {"time_penalty": 0.0}),
     ("threshold 0.50", {"threshold": 0.5}),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from aggregator.cluster import ClusterParams, cluster_articles
+from aggregator.cluster import ClusterParams, Constraints, cluster_articles
+from aggregator.cluster.features import template_frame
+from aggregator.cluster.stream import StreamClusterer
 from aggregator.config import load_settings
 from aggregator.models import Article
 from aggregator.pipeline import make_analyzer
+from aggregator.pipeline.recluster import read_articles
 
 T0 = datetime(2024, 11, 20, 8, 0, tzinfo=UTC)
 ANALYZER = make_analyzer(load_settings(env={}))
@@ -130,3 +136,108 @@ def test_empty_and_contentless_input() -> None:
     rows = [("a", "X", "le la les", 0), ("b", "Y", "", 0)]
     clusters = cluster_articles(articles(rows), analyzer=ANALYZER)
     assert sorted(len(c.article_ids) for c in clusters) == [1, 1]
+
+
+# One generated headline per town, in three phrasings of one template, amid other news.
+TOWNS = ["Rennes", "Vitré", "Pacé", "Saint-Malo", "Fougères", "Dinan"]
+WEATHER = [
+    (f"w{n}", "Ouest-France", text.format(town=town), n % 3)
+    for n, (town, text) in enumerate(
+        (town, text)
+        for town in TOWNS
+        for text in (
+            "{town} : la météo du vendredi 10 janvier 2020",
+            "La météo du vendredi 10 janvier 2020 à {town}",
+        )
+    )
+]
+
+
+def test_headline_template_frames_ignore_the_name_and_need_four_words() -> None:
+    frame = template_frame("Rennes : la météo du vendredi 10 janvier 2020", ANALYZER)
+    assert frame and frame == template_frame(
+        "La météo du vendredi 10 janvier 2020 à Saint-Malo", ANALYZER
+    )
+    assert template_frame("la météo du vendredi 10 janvier 2020", ANALYZER) == ""  # no name
+    assert template_frame("Lyon bat Nantes en Ligue 1", ANALYZER) == ""  # too short
+    assert frame != template_frame("Rennes : la météo du samedi 11 janvier 2020", ANALYZER)
+
+
+def test_generated_headlines_of_one_template_share_a_story() -> None:
+    rows = WEATHER + CORPUS + [("x1", "Le Monde", "Rennes : le maire présente ses vœux", 1)]
+    clusters = cluster_articles(articles(rows), analyzer=ANALYZER)
+    weather = {c.id for c in clusters for a in c.article_ids if a.startswith("w")}
+    assert len(weather) == 1
+    assert story_of(clusters)["x1"] not in weather  # same town, another frame
+
+
+def test_the_stream_and_the_batch_apply_templates_alike() -> None:
+    clusterer = StreamClusterer(ANALYZER)
+    numbers = [clusterer.add(a) for a in sorted(articles(WEATHER + CORPUS), key=_when)]
+    assert len({n for a, n in zip(sorted(articles(WEATHER + CORPUS), key=_when), numbers, strict=True) if a.id.startswith("w")}) == 1  # fmt: skip
+
+
+def _when(a: Article) -> tuple[datetime, str]:
+    assert a.published is not None
+    return a.published, a.id
+
+
+def test_merge_pass_is_deterministic_and_honours_cannot_links() -> None:
+    params = ClusterParams(merge_threshold=0.3)
+    a = cluster_articles(articles(), analyzer=ANALYZER, params=params)
+    b = cluster_articles(list(reversed(articles())), analyzer=ANALYZER, params=params)
+    assert a == b
+    assert frozenset({"m1", "m2", "m3"}) <= next(
+        frozenset(c.article_ids) for c in a if "m1" in c.article_ids
+    )
+    apart = cluster_articles(
+        articles(),
+        analyzer=ANALYZER,
+        params=params,
+        constraints=Constraints(cannot_link=[("m1", "m3")]),
+    )
+    placed = story_of(apart)
+    assert placed["m1"] != placed["m3"]
+
+
+# A live blog's items: long summaries about one subject, headlines about one event each.
+LIVE = [
+    ("l1", "Moscou dénonce la livraison de mines antipersonnel américaines à Kyiv",
+     "Le Kremlin accuse les États-Unis de prolonger la guerre en Ukraine. Washington veut "
+     "renforcer la défense ukrainienne alors que le front recule."),
+    ("l2", "Zelensky redoute une défaite si l'aide américaine à l'Ukraine s'arrête",
+     "Le président ukrainien met en garde contre un arrêt de l'aide des États-Unis, alors "
+     "que la guerre en Ukraine s'étend et que le Kremlin menace Washington."),
+    ("l3", "Nouvelle journée de grève dans les écoles de Marseille",
+     "Les enseignants protestent contre la fermeture de classes et le manque de "
+     "remplaçants dans les quartiers nord, à l'appel de plusieurs syndicats."),
+]  # fmt: skip
+
+
+def test_live_blog_items_on_one_subject_share_a_readable_topic() -> None:
+    items = [
+        Article(id=i, title=t, summary=s, published=T0, source=f"live{n}")
+        for n, (i, t, s) in enumerate(LIVE)
+    ]
+    clusters = {a: c for c in cluster_articles(items, analyzer=ANALYZER) for a in c.article_ids}
+    assert len({clusters[i].id for i, _, _ in LIVE}) == 3  # three events
+    assert clusters["l1"].topic_id is not None
+    assert clusters["l1"].topic_id == clusters["l2"].topic_id != clusters["l3"].topic_id
+    label = clusters["l1"].topic_label or ""
+    # A word the items use, as they spell it (accents and capitals), not a stem.
+    words = " ".join(t + " " + s for _, t, s in LIVE[:2])
+    assert label and label[0].isupper() and label.lower() in words.lower()
+
+
+def test_seed_live_blog_items_on_the_war_share_a_topic(shared_data: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from eval_clustering import LIVEBLOG_FILE, liveblog_items
+
+    rows = liveblog_items(shared_data / LIVEBLOG_FILE)
+    items = list(read_articles(json.dumps(r, ensure_ascii=False) for r in rows))
+    clusters = {a: c for c in cluster_articles(items, analyzer=ANALYZER) for a in c.article_ids}
+    topics = {i: clusters[i].topic_id for i in clusters}
+    print("seed live blog topics:", {i: (t, clusters[i].topic_label) for i, t in topics.items()})
+    # Item 1 (US mines for Kyiv) and item 3 (Zelensky on the end of US aid).
+    assert topics["item1"] is not None and topics["item1"] == topics["item3"]
+    assert topics["item4"] != topics["item1"]  # North Korean arms: another subject

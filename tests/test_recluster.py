@@ -148,5 +148,5 @@ def test_dev_set_regression_floor(shared_data: Path, tmp_path: Path) -> None:
     story = {line["id"]: line["story"] for line in lines}
     pred = [str(story[str(r["id"])]) for r in rows]
     _, _, f1 = b_cubed(pred, gold)
-    assert f1 >= 0.905  # measured 0.907 (all singletons: 0.879)
-    assert ari(pred, gold) >= 0.65  # measured 0.670
+    assert f1 >= 0.91  # measured 0.912 (all singletons: 0.879; average-link oracle: 0.897)
+    assert ari(pred, gold) >= 0.67  # measured 0.683 (oracle: 0.576)

@@ -10,8 +10,8 @@ from aggregator.cluster.features import Doc, TermStats, hours, make_doc
 from aggregator.cluster.ids import follow_majority
 from aggregator.cluster.labels import key_terms, lead_of, topic_label
 from aggregator.cluster.params import ClusterParams, Constraints
-from aggregator.cluster.stories import group_stories
-from aggregator.cluster.topics import StoryInfo, link_topics
+from aggregator.cluster.stories import group_stories, sum_vectors
+from aggregator.cluster.topics import TOPIC_DOC_TERMS, StoryInfo, link_topics
 from aggregator.cluster.wire import wire_copies
 from aggregator.models import Article, StoryCluster
 from aggregator.text import FrenchAnalyzer
@@ -75,7 +75,7 @@ def cluster_articles(
     infos = [
         StoryInfo(
             id=story_id,
-            sum=group.sum,
+            sum=sum_vectors(stats.vector(docs[i].terms, TOPIC_DOC_TERMS) for i in group.members),
             first=docs[group.members[0]].t,
             last=max(docs[i].t for i in group.members),
             kickers=_kicker_shares(docs, group.members),
@@ -91,12 +91,16 @@ def cluster_articles(
         taken=taken_topic_ids,
     )
     topic_titles: dict[str, list[list[str]]] = {}
+    topic_summaries: dict[str, list[list[str]]] = {}
     for story_id, group in zip(ids, groups, strict=True):
         if story_id in topic_of:
-            titles = [docs[i].article.title for i in group.members]
-            topic_titles.setdefault(topic_of[story_id], []).append(titles)
+            members = [docs[i].article for i in group.members]
+            topic_titles.setdefault(topic_of[story_id], []).append([a.title for a in members])
+            summaries = [a.summary for a in members if a.summary]
+            topic_summaries.setdefault(topic_of[story_id], []).append(summaries)
     topic_labels = {
-        tid: constraints.fixed_topic_labels.get(tid) or topic_label(titles, analyzer)
+        tid: constraints.fixed_topic_labels.get(tid)
+        or topic_label(titles, analyzer, topic_summaries[tid])
         for tid, titles in topic_titles.items()
     }
 

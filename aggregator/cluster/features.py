@@ -8,6 +8,7 @@ would only get in the way.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,10 +22,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Below this document frequency a term is never pruned as too common, so that small
 # windows (a handful of articles) cluster normally.
 MIN_PRUNED_DF = 20
+# IDF is computed as if the window held at least this many articles. A handful of
+# articles cannot tell a subject word from a common one: in a 5-item live blog
+# "Ukraine" is in every item and a plain IDF would weigh it at half a one-off word.
+# Below this size terms weigh nearly the same (stop words are gone already); at and
+# above it (any real window: the dev set's day has 5,064) IDF is unchanged.
+MIN_IDF_WINDOW = 1000
 
 Vector = dict[str, float]
 # Longer text before " : " is a sentence, not a kicker.
 MAX_KICKER_TERMS = 4
+# A headline template ("La météo du vendredi 10 janvier 2020 à Vitré", one per town)
+# is recognised by its frame: the stems of its lower-case words. Frames shorter than
+# this are ordinary phrasing ("Lyon bat Nantes"), not a template.
+MIN_FRAME_STEMS = 4
+_RAW_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.U)
 
 
 def hours(when: datetime | None) -> float:
@@ -46,6 +58,8 @@ class Doc:
     # The headline's kicker ("Guerre en Ukraine : ..."), as joined stems: the outlet's own
     # name for the subject, evidence for topics.
     kicker: str = ""
+    # The headline's template frame (see `template_frame`), or "".
+    frame: str = ""
 
 
 def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) -> Doc:
@@ -64,7 +78,30 @@ def make_doc(article: Article, analyzer: FrenchAnalyzer, params: ClusterParams) 
         surface=surface,
         plain=title_stems + summary_stems,
         kicker="_".join(kicker_stems) if 0 < len(kicker_stems) <= MAX_KICKER_TERMS else "",
+        frame=template_frame(article.title, analyzer) if params.templates else "",
     )
+
+
+def template_frame(title: str, analyzer: FrenchAnalyzer) -> str:
+    """The headline with its capitalised words (names, and a template's fixed first
+    word) left out, as its sorted set of stems; "" when it names nothing or the frame
+    is too short to be a template.
+
+    Generated headlines ("Rennes : la météo du vendredi 10 janvier 2020", "La météo du
+    vendredi 10 janvier 2020 à Vitré") share a frame and differ by a name only: one
+    story for an editor, though the name is their rarest, heaviest term.
+    """
+    frame: set[str] = set()
+    named = False
+    for word in _RAW_WORD.findall(title):
+        stems = analyzer.analyse(word)[1]
+        if word[:1].isupper():
+            named = named or bool(stems)
+        else:
+            frame.update(stems)
+    if not named or len(frame) < MIN_FRAME_STEMS:
+        return ""
+    return " ".join(sorted(frame))
 
 
 class TermStats:
@@ -94,10 +131,14 @@ class TermStats:
                 del self.df[term]
         self.n -= 1
 
-    def vector(self, terms: list[str]) -> Vector:
-        """Sublinear TF x smoothed IDF, frequent terms dropped, top terms, unit norm."""
+    def vector(self, terms: list[str], limit: int | None = None) -> Vector:
+        """Sublinear TF x smoothed IDF, frequent terms dropped, top terms, unit norm.
+
+        ``limit`` overrides ``max_terms`` (topics look at every term).
+        """
         n = max(self.n, 1)
         cap = max(self.max_df * n, MIN_PRUNED_DF)
+        n = max(n, MIN_IDF_WINDOW)
         weights: list[tuple[float, str]] = []
         for term, count in Counter(terms).items():
             df = self.df.get(term, 0)
@@ -107,7 +148,7 @@ class TermStats:
             weights.append(((1.0 + math.log(count)) * idf, term))
         # Heaviest first; ties broken by the term itself so that output is deterministic.
         weights.sort(key=lambda wt: (-wt[0], wt[1]))
-        kept = weights[: self.max_terms]
+        kept = weights[: self.max_terms if limit is None else limit]
         norm = math.sqrt(sum(w * w for w, _ in kept))
         return {term: w / norm for w, term in kept} if norm else {}
 

@@ -36,6 +36,8 @@ class StoryState:
     last: float
     members: list[int] = field(default_factory=list)
     active: bool = True
+    # Template frames of its members (``features.template_frame``).
+    frames: list[str] = field(default_factory=list)
 
 
 class StoryIndex:
@@ -48,6 +50,7 @@ class StoryIndex:
         self._by_first: list[tuple[float, int]] = []  # heap for expiry
         # 1 / |centroid sum| per story, for the first cut in ``best``.
         self.inv_norm: list[float] = []
+        self.by_frame: dict[str, int] = {}  # template frame -> the active story holding it
 
     def best(self, vec: Vector, t: float, banned: Collection[int] = ()) -> tuple[int, float]:
         """The story ``vec`` should join at time ``t`` (-1 if none) and its centroid dot.
@@ -115,10 +118,19 @@ class StoryIndex:
         return s
 
     def add(
-        self, s: int, member: int, vec: Vector, t: float, story_dot: float | None = None
+        self,
+        s: int,
+        member: int,
+        vec: Vector,
+        t: float,
+        story_dot: float | None = None,
+        frame: str = "",
     ) -> None:
         """Add ``vec`` to story ``s``; ``story_dot`` is its dot with the sum, if known."""
         story = self.stories[s]
+        if frame and story.active and frame not in self.by_frame:
+            self.by_frame[frame] = s
+            story.frames.append(frame)
         if story_dot is None:
             story_dot = dot(vec, story.sum)
         if not story.members:
@@ -134,12 +146,25 @@ class StoryIndex:
                 bucket = self.postings[term]
                 bucket[s] = bucket.get(s, 0.0) + w
 
-    def assign(self, member: int, vec: Vector, t: float, banned: Collection[int] = ()) -> int:
-        """Stream one article: join the best story or start a new one; returns the story."""
-        s, d = self.best(vec, t, banned)
+    def assign(
+        self,
+        member: int,
+        vec: Vector,
+        t: float,
+        banned: Collection[int] = (),
+        frame: str = "",
+    ) -> int:
+        """Stream one article: join the story of its template, else the best story, else
+        start a new one; returns the story."""
+        s = self.by_frame.get(frame, -1) if frame else -1
+        if s >= 0 and (s in banned or t - self.stories[s].first > self.params.window_hours):
+            s = -1
+        d = None
+        if s < 0:
+            s, d = self.best(vec, t, banned)
         if s < 0:
             s, d = self.new_story(t), 0.0
-        self.add(s, member, vec, t, d)
+        self.add(s, member, vec, t, d, frame)
         return s
 
     def expire(self, now: float) -> list[int]:
@@ -157,6 +182,9 @@ class StoryIndex:
                     bucket.pop(s, None)
                     if not bucket:
                         del self.postings[term]
+            for frame in story.frames:
+                if self.by_frame.get(frame) == s:
+                    del self.by_frame[frame]
             gone.append(s)
         return gone
 

@@ -54,30 +54,48 @@ def key_terms(total: Vector, docs: Sequence[Doc], members: Sequence[int]) -> tup
     return tuple(out)
 
 
-def topic_label(story_titles: Sequence[Sequence[str]], analyzer: FrenchAnalyzer) -> str:
-    """The phrase found in the most stories' headlines, longer phrases winning ties.
+def topic_label(
+    story_titles: Sequence[Sequence[str]],
+    analyzer: FrenchAnalyzer,
+    story_summaries: Sequence[Sequence[str]] = (),
+) -> str:
+    """The phrase that recurs in the most stories, longer phrases winning ties.
 
     Candidates are runs of one to four words inside a headline segment that neither
-    start nor end with a stop word. They are counted once per story, compared by their
-    stems (so "guerre en Ukraine" and "Guerre en Ukraine" are one), and shown in the
-    spelling the headlines use most, first letter capitalised.
+    start nor end with a stop word, and single words of summaries. They are counted
+    once per story (a headline counts 1, a summary alone 0.5), compared by
+    their stems (so "guerre en Ukraine" and "Guerre en Ukraine" are one), and shown in
+    the spelling used most, first letter capitalised. A phrase of one story never beats
+    one that recurs: the label is what the topic's stories have in common.
     """
+    weight: Counter[tuple[str, ...]] = Counter()
     stories_with: Counter[tuple[str, ...]] = Counter()
     spellings: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-    for titles in story_titles:
-        seen: set[tuple[str, ...]] = set()
-        for title in titles:
-            for key, text in _phrases(title, analyzer):
-                spellings[key][text] += 1
-                seen.add(key)
-        stories_with.update(seen)
-    if not stories_with:
+    for n, titles in enumerate(story_titles):
+        summaries = story_summaries[n] if n < len(story_summaries) else ()
+        found: dict[tuple[str, ...], float] = {}
+        for texts, w in ((summaries, 0.5), (titles, 1.0)):
+            for text in texts:
+                for key, spelling in _phrases(text, analyzer):
+                    if w < 1.0 and len(key) > 1:
+                        continue  # summaries ramble: only their words count
+                    spellings[key][spelling] += 1
+                    found[key] = w
+        weight.update(found)
+        stories_with.update(found.keys())
+    if not weight:
         return ""
 
-    def score(key: tuple[str, ...]) -> tuple[float, int, str]:
-        return (stories_with[key] * (1.0 + 0.5 * (len(key) - 1)), len(key), "|".join(key))
+    def score(key: tuple[str, ...]) -> tuple[bool, float, int, int, str]:
+        return (
+            stories_with[key] >= 2,
+            weight[key] * (1.0 + 0.5 * (len(key) - 1)),
+            len(key),
+            sum(spellings[key].values()),
+            "|".join(key),
+        )
 
-    best = max(stories_with, key=score)
+    best = max(weight, key=score)
     text = min(spellings[best].items(), key=lambda tc: (_shouting(tc[0]), -tc[1], tc[0]))[0]
     return text[:1].upper() + text[1:]
 

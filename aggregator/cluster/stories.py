@@ -8,11 +8,11 @@ makes them hold even between articles that were settled in earlier runs.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aggregator.cluster.features import Doc, Vector
-from aggregator.cluster.index import StoryIndex
+from aggregator.cluster.index import CANDIDATE_POSTINGS_MAX, StoryIndex
 from aggregator.cluster.params import ClusterParams, Constraints
 
 
@@ -54,7 +54,7 @@ def group_stories(
         s = index.new_story(docs[members[0]].t)
         fixed[s] = story_id
         for i in members:
-            index.add(s, i, vectors[i], docs[i].t)
+            index.add(s, i, vectors[i], docs[i].t, frame=docs[i].frame)
             story_of[i] = s
 
     pos = {d.article.id: i for i, d in enumerate(docs)}
@@ -66,11 +66,13 @@ def group_stories(
         banned = {story_of[j] for j in cannot.get(i, ()) if j in story_of}
         forced = sorted({story_of[j] for j in must.get(i, ()) if j in story_of} - banned)
         if forced:
-            index.add(forced[0], i, vectors[i], doc.t)
+            index.add(forced[0], i, vectors[i], doc.t, frame=doc.frame)
             story_of[i] = forced[0]
         else:
-            story_of[i] = index.assign(i, vectors[i], doc.t, banned)
+            story_of[i] = index.assign(i, vectors[i], doc.t, banned, doc.frame)
 
+    if params.merge_threshold:
+        _merge_stories(index, story_of, fixed, cannot, params)
     groups = _enforce_links(index, story_of, fixed, must, cannot)
     by_lock: dict[str, list[int]] = defaultdict(list)
     for i, story_id in locked.items():
@@ -78,12 +80,79 @@ def group_stories(
     for story_id, members in sorted(by_lock.items()):
         members.sort()
         groups.append(
-            Group(members, _sum(vectors[i] for i in members), fixed_id=story_id, locked=True)
+            Group(members, sum_vectors(vectors[i] for i in members), fixed_id=story_id, locked=True)
         )
     for group in groups:
         if not group.sum:
-            group.sum = _sum(vectors[i] for i in group.members)
+            group.sum = sum_vectors(vectors[i] for i in group.members)
     return groups
+
+
+def _merge_stories(
+    index: StoryIndex,
+    story_of: dict[int, int],
+    fixed: Mapping[int, str],
+    cannot: Mapping[int, set[int]],
+    params: ClusterParams,
+) -> None:
+    """Second pass: stories whose members agree on average merge (``story_of`` is updated).
+
+    A single pass is order-dependent: an article that came before a story took shape
+    may have started a story of its own. Finished stories are taken in order of their
+    first article; each merges into the earlier merged story with the highest mean
+    article-to-article cosine (average link: the sum vectors' dot over both sizes) if
+    that clears ``merge_threshold`` plus the time penalty. Candidates come from an
+    inverted index over merged stories (no N x N). Stories kept from earlier runs
+    (``fixed``) neither merge nor absorb.
+    """
+    p = params
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, s in story_of.items():
+        members[s].append(i)
+    order = sorted(
+        (s for s in members if s not in fixed and index.stories[s].norm2 > 0),
+        key=lambda s: (index.stories[s].first, s),
+    )
+    postings: dict[str, dict[int, float]] = defaultdict(dict)
+    size: dict[int, int] = {}
+    last: dict[int, float] = {}
+    first: dict[int, float] = {}
+    into: dict[int, int] = {}  # story -> the merged story (named by its first story)
+    for s in order:
+        story = index.stories[s]
+        dots: dict[int, float] = defaultdict(float)
+        for term, w in story.sum.items():
+            bucket = postings.get(term)
+            if bucket is None or len(bucket) > CANDIDATE_POSTINGS_MAX:
+                continue
+            for k, kw in bucket.items():
+                dots[k] += w * kw
+        banned = {
+            into[story_of[j]]
+            for i in members[s]
+            for j in cannot.get(i, ())
+            if story_of.get(j) in into
+        }
+        best, best_margin = -1, 0.0
+        n = len(members[s])
+        for k in sorted(dots):
+            if k in banned or story.last - first[k] > p.window_hours:
+                continue
+            gap = max(0.0, story.first - last[k])
+            needed = p.merge_threshold + p.time_penalty * gap / p.time_scale_hours
+            margin = dots[k] / (n * size[k]) - needed
+            if margin >= best_margin and (best < 0 or margin > best_margin):
+                best, best_margin = k, margin
+        k = s if best < 0 else best
+        into[s] = k
+        size[k] = size.get(k, 0) + n
+        first.setdefault(k, story.first)
+        last[k] = max(last.get(k, story.last), story.last)
+        for term, w in story.sum.items():
+            postings[term][k] = postings[term].get(k, 0.0) + w
+    for i, s in story_of.items():
+        if s in into:
+            story_of[i] = into[s]
 
 
 def _pairs(pairs: Sequence[tuple[str, str]], pos: Mapping[str, int]) -> dict[int, set[int]]:
@@ -95,9 +164,9 @@ def _pairs(pairs: Sequence[tuple[str, str]], pos: Mapping[str, int]) -> dict[int
     return out
 
 
-def _sum(vectors: object) -> Vector:
+def sum_vectors(vectors: Iterable[Vector]) -> Vector:
     total: Vector = {}
-    for vec in vectors:  # type: ignore[attr-defined]
+    for vec in vectors:
         for term, w in vec.items():
             total[term] = total.get(term, 0.0) + w
     return total

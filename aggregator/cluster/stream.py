@@ -36,7 +36,7 @@ class StreamClusterer:
             self.index.release(s)
         self.stats.add(doc.terms)
         self._window.append((doc.t, doc.terms))
-        story = self.index.assign(self.count, self.stats.vector(doc.terms), doc.t)
+        story = self.index.assign(self.count, self.stats.vector(doc.terms), doc.t, frame=doc.frame)
         self.count += 1
         return story
 

@@ -17,8 +17,12 @@ from aggregator.cluster.features import Vector
 from aggregator.cluster.ids import follow_majority
 from aggregator.cluster.params import ClusterParams
 
-# A story enters topic linking with its this-many heaviest terms (its gist).
-TOPIC_TERMS = 20
+# Topics are subjects, told by the words stories repeat in their summaries too ("la
+# guerre en Ukraine"), not only by headlines: a story's topic vector sums its articles'
+# vectors with this many terms each (stories use `max_terms`, 12: the headline's).
+TOPIC_DOC_TERMS = 50
+# A story enters topic linking with its `max_terms` heaviest terms (its gist), like an
+# article enters story clustering, so that one threshold serves short and long texts.
 # One shared word ("salle", "début") is a coincidence, not a subject: a story must share
 # at least this many terms with a topic to join it (dev set: one-word topics of unrelated
 # local news vanish).
@@ -44,13 +48,13 @@ class _Topic:
     fixed_id: str = ""
 
 
-def _gist(story: StoryInfo) -> Vector:
-    """The story's heaviest terms, plus its kickers weighed like its heaviest term.
+def _gist(story: StoryInfo, terms: int) -> Vector:
+    """The story's ``terms`` heaviest terms, plus its kickers weighed like its heaviest term.
 
     A shared kicker ("Guerre en Ukraine : ...") is the outlets' own word that two
     stories have one subject, however common its words are in the window.
     """
-    top = sorted(story.sum.items(), key=lambda tw: (-tw[1], tw[0]))[:TOPIC_TERMS]
+    top = sorted(story.sum.items(), key=lambda tw: (-tw[1], tw[0]))[:terms]
     heaviest = top[0][1] if top else 1.0
     top += [(f"kicker:{k}", share * heaviest) for k, share in sorted(story.kickers.items())]
     norm = math.sqrt(sum(w * w for _, w in top))
@@ -70,7 +74,7 @@ def link_topics(
     with ``keep_previous`` (incremental runs) those stay, else topics are rebuilt and
     ids follow the majority of their stories. ``forced`` is the editors' word."""
     order = sorted(range(len(stories)), key=lambda i: (stories[i].first, stories[i].id))
-    gists = [_gist(s) for s in stories]
+    gists = [_gist(s, params.max_terms) for s in stories]
     topics: list[_Topic] = []
     by_id: dict[str, int] = {}
     postings: dict[str, dict[int, float]] = defaultdict(dict)
