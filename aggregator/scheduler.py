@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Settings
-from aggregator.pipeline import make_analyzer, recluster, refresh_due
+from aggregator.pipeline import ParsePool, make_analyzer, recluster, refresh_due
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,14 @@ def build_scheduler(
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
     now = datetime.now(UTC)
     analyzer = make_analyzer(settings) if cluster else None
+    # One pool of parse workers for the daemon's life: ticks reuse warm workers. Idle
+    # workers exit on their own when the daemon does (EOF on their stdin).
+    parser = ParsePool(settings.fetch)
 
     def fetch_tick() -> None:
         if state.stop.is_set():
             return
-        report = refresh_due(settings, store, stop=state.stop)
+        report = refresh_due(settings, store, stop=state.stop, parser=parser)
         state.last_fetch_pass = datetime.now(UTC)
         if report.outcomes:
             log.info(

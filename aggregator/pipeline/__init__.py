@@ -2,6 +2,7 @@
 recluster the window. Scheduler, web app and CLI call these; nothing else chains layers.
 """
 
+from aggregator.pipeline.parsing import ParsePool
 from aggregator.pipeline.recluster import cluster_file, cluster_params, make_analyzer, recluster
 from aggregator.pipeline.refresh import (
     FeedOutcome,
@@ -13,6 +14,7 @@ from aggregator.pipeline.refresh import (
 
 __all__ = [
     "FeedOutcome",
+    "ParsePool",
     "RefreshReport",
     "cluster_file",
     "cluster_params",
