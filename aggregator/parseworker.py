@@ -22,7 +22,8 @@ from aggregator.errors import ParseError
 
 # What the parent may send: plain tuples, bytes, str, dicts and None only.
 JOB_CLASSES: frozenset[tuple[str, str]] = frozenset()
-# Exit status after a MemoryError: the heap may be fragmented, start afresh.
+# Exit status after a MemoryError (replied as "fatal": the parent must not reuse us; the
+# heap may be fragmented, so a fresh worker takes the next feed).
 EXIT_OUT_OF_MEMORY = 3
 
 
@@ -59,7 +60,7 @@ def serve(target: Callable[..., Any], memory_mb: int) -> int:
         except MemoryError:
             parsed = content = None  # free what we can before replying
             message = f"parsing needed more than {memory_mb} MB (fetch.parse_memory_mb)"
-            frames.write_frame(replies, ("error", message, peak_rss_bytes()))
+            frames.write_frame(replies, ("fatal", message, peak_rss_bytes()))
             return EXIT_OUT_OF_MEMORY
         except Exception as e:  # the parser's bug costs this feed, reported as such
             reply = ("error", f"parser failed: {type(e).__name__}: {e}", peak_rss_bytes())

@@ -184,10 +184,10 @@ class ParsePool:
                 raise
             kind, value, peak = reply
             self._note_peak(peak)
-            if worker.proc.poll() is None:
-                self._give_back(worker)
-            else:  # it exited on purpose (MemoryError): reap it, start afresh next time
+            if kind == "fatal":  # MemoryError: the worker exits; a fresh one takes the next feed
                 self._lost(worker)
+            else:
+                self._give_back(worker)
         if kind == "ok":
             assert isinstance(value, ParsedFeed)
             return value
