@@ -12,6 +12,7 @@ crashes that the pool must turn into one feed error.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import socket
@@ -136,11 +137,9 @@ class _Listener:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.handle(conn)
-            except OSError:
-                pass  # the client cut us off: that is the point of most routes
+        # OSError: the client cut us off, which is the point of most routes.
+        with conn, contextlib.suppress(OSError):
+            self.handle(conn)
 
     def close(self) -> None:
         self._stop = True

@@ -8,6 +8,7 @@ Limits are small (3 s deadlines, 256 MB workers) to keep the suite fast.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -219,10 +220,8 @@ def test_quadratic_blowup_of_78k_costs_nothing_in_parse_feed() -> None:
     from aggregator.parse import parse_feed
 
     started = time.monotonic()
-    try:
+    with contextlib.suppress(ParseError):
         parse_feed(quadratic_blowup(78 * 1024), url="http://127.0.0.2/q")
-    except ParseError:
-        pass
     assert time.monotonic() - started < 5
 
 
