@@ -67,8 +67,8 @@ def refusal_reason(address: Address) -> str | None:
         (address.is_multicast, "multicast"),
         (address.is_unspecified, "unspecified"),
         (address.version == 4 and address in CGNAT, "carrier-grade NAT"),
-        (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        (address.is_private, "private"),
         (not address.is_global, "not globally routable"),
     )
     return next((why for bad, why in checks if bad), None)
