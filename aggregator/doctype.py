@@ -4,16 +4,19 @@ feedparser's strict parser (expat) refuses entity bombs, but its fallback loose 
 expands them: a 78 KiB quadratic blow-up becomes 1.2 GB (../shared/data/README.md). Feeds
 never need entity declarations, so ``<!DOCTYPE rss [ ... ]>`` becomes ``<!DOCTYPE rss>``:
 references to the removed entities stay unexpanded, and external entities declared there
-are never fetched. Only the prolog is examined (``PROLOG_BYTES``); the body is never edited.
+are never fetched. Only the prolog is examined (what precedes the first element, the part
+feedparser's own ``replace_doctype`` reads declarations from); the body is never edited.
 """
 
 from __future__ import annotations
 
 import re
 
-# A DOCTYPE must come before the root element; real feeds have it in the first few
-# hundred bytes. Past this offset a "<!DOCTYPE" is body text and is left alone.
-PROLOG_BYTES = 64 * 1024
+# The prolog ends at the first element start, as in feedparser.sanitizer.replace_doctype;
+# a "<!DOCTYPE" after it is body text (CDATA, escaped HTML) and is left alone.
+_ELEMENT = re.compile(rb"<\w")
+# UTF-16/32 documents are checked on a decoded prefix of this many bytes.
+WIDE_PREFIX_BYTES = 64 * 1024
 # How far an internal subset may run: defusedxml's quadratic.xml declares a 100 KiB
 # entity; an unterminated or longer subset is refused rather than searched without end.
 MAX_SUBSET_BYTES = 4 * 1024 * 1024
@@ -34,19 +37,20 @@ class UnsafeDoctype(ValueError):
 
 def strip_internal_subset(content: bytes) -> bytes:
     """Return ``content`` with the internal subset of any prolog DOCTYPE removed."""
-    prolog = content[:PROLOG_BYTES]
-    if prolog.startswith(_UTF16_32_BOMS) or b"\x00" in prolog[:4]:
+    prefix = content[:WIDE_PREFIX_BYTES]
+    if prefix.startswith(_UTF16_32_BOMS) or b"\x00" in prefix[:4]:
         # The byte patterns below do not see UTF-16/32 text; refuse what they cannot check.
-        text = prolog.decode("utf-16" if b"\x00\x00" not in prolog[:4] else "utf-32", "ignore")
+        text = prefix.decode("utf-32" if b"\x00\x00" in prefix[:4] else "utf-16", "ignore")
         if "<!doctype" in text.lower():
             raise UnsafeDoctype("DOCTYPE in a UTF-16/UTF-32 document (refused)")
         return content
-    start = _START.search(prolog)
-    if start is None:
-        return content
     out: list[bytes] = []
     pos = 0
-    while start is not None:
+    while True:
+        element = _ELEMENT.search(content, pos)
+        start = _START.search(content, pos, element.start() if element else len(content))
+        if start is None:
+            break
         window = content[start.start() : start.start() + MAX_SUBSET_BYTES]
         match = _DOCTYPE.match(window)
         if match is None:
@@ -57,6 +61,7 @@ def strip_internal_subset(content: bytes) -> bytes:
         else:
             out.append(match.group(0))
         pos = start.start() + match.end()
-        start = _START.search(content, pos, PROLOG_BYTES) if pos < PROLOG_BYTES else None
+    if not out:
+        return content
     out.append(content[pos:])
     return b"".join(out)
