@@ -218,6 +218,11 @@ class _BoundedDecoder:
             self._z = zlib.decompressobj(-zlib.MAX_WBITS)
             out = self._z.decompress(data, room)
         self._started = True
+        # A gzip body may hold several members (RFC 1952 §2.2): go on with the next one.
+        while self._z.eof and self._z.unused_data and len(out) < room:
+            rest = self._z.unused_data
+            self._z = zlib.decompressobj(32 + zlib.MAX_WBITS)
+            out += self._z.decompress(rest, room - len(out))
         return out
 
     def flush(self, room: int) -> bytes:

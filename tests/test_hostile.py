@@ -240,7 +240,7 @@ def test_pool_replaces_crashed_workers_and_keeps_parsing(
             pool.parse(rss("b", 1, extra="<!-- crash:segfault -->"), "http://127.0.0.2/b")
         with pytest.raises(ParseError, match="exit status 7"):
             pool.parse(rss("c", 1, extra="<!-- crash:exit -->"), "http://127.0.0.2/c")
-        assert len(pool.parse(rss("d", 2), "http://127.0.0.2/d").entries) == 2
+        assert len(pool.parse(rss("d", 9), "http://127.0.0.2/d", max_entries=4).entries) == 4
         assert pool.replaced == 2 and pool.started == 3
 
 
@@ -285,3 +285,51 @@ def test_feedparser_corpus_through_the_ingest_path(
         f"{len(files)} corpus files, 0 crashes: {kinds.get('ok', 0)} stored, "
         f"{kinds.get('error', 0)} recorded feed errors, {entries} entries, {wall:.1f} s"
     )
+
+
+def test_gzip_is_decoded_within_the_cap_and_a_bomb_is_cut(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import gzip
+
+    from aggregator.errors import FetchError
+    from aggregator.fetch import Fetcher
+
+    settings = make_settings(fetch_max_body_bytes=str(1 << 20), fetch_timeout_seconds="5")
+    feed = rss("gz", 20)
+    two_members = gzip.compress(feed[:100]) + gzip.compress(feed[100:])
+    server = HostileServer()
+    try:
+        plain = server.add("gz", respond(200, gzip.compress(feed), {"Content-Encoding": "gzip"}))
+        multi = server.add("gz2", respond(200, two_members, {"Content-Encoding": "gzip"}))
+        bomb = server.add("bomb", respond(200, gzip_bomb(64), {"Content-Encoding": "gzip"}))
+        odd = server.add("br", respond(200, b"xx", {"Content-Encoding": "br"}))
+        with Fetcher(settings.fetch) as f:
+            assert f.fetch_feed(plain).content == feed
+            assert f.fetch_feed(multi).content == feed
+            with pytest.raises(FetchError, match=f"larger than {1 << 20} bytes"):
+                f.fetch_feed(bomb)
+            with pytest.raises(FetchError, match="unsupported Content-Encoding"):
+                f.fetch_feed(odd)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("route", [drip_headers, drip_body], ids=["headers", "body"])
+def test_a_one_byte_a_second_drip_is_cut_at_the_whole_request_deadline(
+    make_settings: Callable[..., Settings], route: Callable[..., None]
+) -> None:
+    from aggregator.errors import FetchError
+    from aggregator.fetch import Fetcher
+
+    settings = make_settings(fetch_timeout_seconds="2")
+    server = HostileServer()
+    try:
+        url = server.add("drip", route)
+        started = time.monotonic()
+        with Fetcher(settings.fetch) as f, pytest.raises(FetchError, match="deadline of 2 s"):
+            f.fetch_feed(url)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert 2 <= elapsed < 2 + MARGIN  # each read is short: only the total deadline cuts it

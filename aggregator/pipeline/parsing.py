@@ -8,8 +8,7 @@ killed, one that dies is reaped, and either is replaced on the next feed, so the
 one feed error. Workers are plain ``python -m`` subprocesses, not forks: the daemon has
 fetch threads (forking them is unsafe) and the clustering stack (~116 MB) stays out of
 the workers, which start in ~0.35 s (scripts/bench_parse_pool.py, loaded 2-core machine)
-and are reused for every feed of a pass and across
-the daemon's ticks.
+and are reused for every feed of a pass and across the daemon's ticks.
 """
 
 from __future__ import annotations
