@@ -333,3 +333,42 @@ def test_a_one_byte_a_second_drip_is_cut_at_the_whole_request_deadline(
     finally:
         server.close()
     assert 2 <= elapsed < 2 + MARGIN  # each read is short: only the total deadline cuts it
+
+
+@pytest.mark.slow
+def test_aggregator_fetch_cli_survives_hostile_feeds_with_the_default_guard(
+    tmp_path: Path,
+) -> None:
+    """The real command, default parse target and SSRF guard on: hostile feeds cost
+    themselves, the command exits 0, and `status` says why each failed."""
+    from tests.conftest import base_env, run_cli
+
+    server = HostileServer()
+    canary = Canary()
+    try:
+        feeds = {
+            "normal": server.add("normal", respond(200, rss("normal", 3))),
+            "redos": server.add("redos", respond(200, redos_author())),
+            "quadratic": server.add("q78k", respond(200, quadratic_blowup(78 * 1024))),
+            "to-canary": server.add("hop", redirect(f"http://127.0.0.1:{canary.port}/feed.xml")),
+        }
+        feeds_file = tmp_path / "feeds.toml"
+        feeds_file.write_text(
+            "".join(f'[[feeds]]\nurl = "{u}"\noutlet = "{n}"\n\n' for n, u in feeds.items())
+        )
+        env = base_env(
+            tmp_path,
+            AGGREGATOR_FEEDS_FILE=str(feeds_file),
+            AGGREGATOR_FETCH_ALLOW_PRIVATE_NETWORKS="false",
+            AGGREGATOR_FETCH_ALLOWED_NETWORKS=TEST_NETWORKS,
+            AGGREGATOR_FETCH_PARSE_TIMEOUT_SECONDS=str(PARSE_TIMEOUT),
+        )
+        proc = run_cli("fetch", env=env)
+        status = run_cli("status", env=env).stdout
+    finally:
+        server.close()
+        canary.close()
+    # normal: 3 entries; the 78 KiB blow-up, its subset dropped, is one harmless entry.
+    assert "fetched 4 feeds: 4 new entries, 2 errors" in proc.stdout, proc.stdout + proc.stderr
+    assert f"longer than {PARSE_TIMEOUT:g} s" in status and "SSRF guard" in status
+    assert canary.accepted == 0
