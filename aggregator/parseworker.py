@@ -46,6 +46,7 @@ def serve(target: Callable[..., Any], memory_mb: int) -> int:
     jobs = sys.stdin.buffer
     replies = sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print() must not corrupt the frames
+    frames.write_frame(replies, ("ready", None, peak_rss_bytes()))
     while True:
         parsed: Any = None
         try:

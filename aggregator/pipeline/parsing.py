@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import select
 import signal
 import subprocess
@@ -45,6 +46,12 @@ REPLY_CLASSES = frozenset(
         ("datetime", "timedelta"),
     }
 )
+# A reply larger than this is refused (a compromised worker must not exhaust the
+# daemon's memory); 500 entries of a 10 MB feed pickle to well under it.
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+# A worker says "ready" once imported and limited; on a loaded host that can take
+# seconds (0.35 s measured on a busy 2-core machine), so it has its own generous bound.
+START_TIMEOUT_SECONDS = 60.0
 # How long a worker may take to exit after its stdin closes before it is killed.
 CLOSE_GRACE_SECONDS = 2.0
 
@@ -63,33 +70,53 @@ class _Worker:
             close_fds=True,
         )  # fmt: skip
         self.peak_rss = 0
+        self.ready = False
 
     def run(self, job: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        if not self.ready:  # start-up (imports) is not charged to the feed's budget
+            self._reply(
+                time.monotonic() + START_TIMEOUT_SECONDS,
+                f"parser worker did not start within {START_TIMEOUT_SECONDS:g} s",
+            )
+            self.ready = True
         try:
             self.proc.stdin.write(frames.encode(job))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as e:
             raise _WorkerLost(self._death()) from e
-        fd = self.proc.stdout.fileno()
-        header = self._read(fd, frames.HEADER.size, deadline, timeout)
-        (size,) = frames.HEADER.unpack(header)
-        reply: tuple[Any, ...] = frames.decode(
-            self._read(fd, size, deadline, timeout), REPLY_CLASSES
+        return self._reply(
+            time.monotonic() + timeout,
+            f"parsing took longer than {timeout:g} s: worker killed (fetch.parse_timeout_seconds)",
         )
+
+    def _reply(self, deadline: float, overrun: str) -> tuple[Any, ...]:
+        header = self._read(frames.HEADER.size, deadline, overrun)
+        (size,) = frames.HEADER.unpack(header)
+        if size > MAX_REPLY_BYTES:
+            self.kill()
+            raise _WorkerLost(f"parser worker sent a {size}-byte reply (refused)")
+        try:
+            reply: tuple[Any, ...] = frames.decode(
+                self._read(size, deadline, overrun), REPLY_CLASSES
+            )
+            _kind, _, _ = reply  # a 3-tuple, or the reply is invalid
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
+            self.kill()
+            raise _WorkerLost(f"parser worker sent an invalid reply ({e})") from e
         return reply
 
-    def _read(self, fd: int, n: int, deadline: float, timeout: float) -> bytes:
+    def _read(self, n: int, deadline: float, overrun: str) -> bytes:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
         parts: list[bytes] = []
+        poller = select.poll()  # not select(): fd numbers may pass FD_SETSIZE in a daemon
+        poller.register(fd, select.POLLIN | select.POLLHUP)
         while n:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not poller.poll(left * 1000):
                 self.kill()
-                raise _WorkerLost(
-                    f"parsing took longer than {timeout:g} s: worker killed "
-                    "(fetch.parse_timeout_seconds)"
-                )
+                raise _WorkerLost(overrun)
             chunk = os.read(fd, min(n, 1 << 20))
             if not chunk:
                 raise _WorkerLost(self._death())
