@@ -7,7 +7,7 @@ RLIMIT_AS at ``parse_memory_mb``); a worker that overruns ``parse_timeout_second
 killed, one that dies is reaped, and either is replaced on the next feed, so the cost is
 one feed error. Workers are plain ``python -m`` subprocesses, not forks: the daemon has
 fetch threads (forking them is unsafe) and the clustering stack (~116 MB) stays out of
-the workers, which start in ~0.35 s (scripts/bench_parse_pool.py, loaded 2-core machine)
+the workers, which start in 0.17-0.35 s (scripts/bench_parse_pool.py, busy 2-core host)
 and are reused for every feed of a pass and across the daemon's ticks.
 """
 
