@@ -8,6 +8,7 @@ over both. The result is a frozen ``Settings`` validated once and passed explici
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import typing
@@ -78,6 +79,7 @@ class FetchSettings:
     user_agent: str
     contact_url: str
     allow_private_networks: bool
+    allowed_networks: str
     parse_workers: int
     parse_memory_mb: int
     parse_timeout_seconds: float
@@ -240,6 +242,19 @@ def _env_overrides(merged: dict[str, dict[str, Any]], env: Mapping[str, str]) ->
         merged[section][key] = _coerce(f"environment: {name}", types[key], value, cwd)
 
 
+def parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``"10.0.0.0/8, fd00::/8"`` -> networks; raise ValueError on a malformed range."""
+    return tuple(ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip())
+
+
+def _networks_ok(value: str) -> bool:
+    try:
+        parse_networks(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _validate(s: Settings) -> None:
     checks = [
         (1 <= s.server.port <= 65535, "server.port must be between 1 and 65535"),
@@ -254,6 +269,9 @@ def _validate(s: Settings) -> None:
         (0 <= s.fetch.max_redirects <= 20, "fetch.max_redirects must be between 0 and 20"),
         (s.fetch.failing_after >= 1, "fetch.failing_after must be at least 1"),
         (s.fetch.parse_workers >= 1, "fetch.parse_workers must be at least 1"),
+        (s.fetch.parse_memory_mb >= 64, "fetch.parse_memory_mb must be at least 64"),
+        (s.fetch.parse_timeout_seconds > 0, "fetch.parse_timeout_seconds must be positive"),
+        (_networks_ok(s.fetch.allowed_networks), "fetch.allowed_networks must list CIDR ranges"),
         (s.cluster.window_hours > 0, "cluster.window_hours must be positive"),
         (s.cluster.topic_window_hours > 0, "cluster.topic_window_hours must be positive"),
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),

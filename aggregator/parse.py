@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from aggregator.doctype import UnsafeDoctype, strip_internal_subset
 from aggregator.errors import ParseError
 from aggregator.models import ParsedEntry, ParsedFeed
 from aggregator.text import clean_text, html_to_text, sanitize_html
@@ -61,6 +62,10 @@ def parse_feed(
     max_entries: int | None = None,
 ) -> ParsedFeed:
     """Parse feed bytes; raise ``ParseError`` when they are not a feed (HTML, empty, broken)."""
+    try:
+        content = strip_internal_subset(content)  # before feedparser sees any byte
+    except UnsafeDoctype as e:
+        raise ParseError(url, str(e)) from e
     if not content.strip():
         raise ParseError(url, "empty body")
     # No content-location: feedparser would then "resolve" opaque GUIDs against the feed

@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator import metrics
 from aggregator.config import Settings
 from aggregator.locks import FileLock, command_lock, is_sqlite
-from aggregator.pipeline import make_analyzer, prune, recluster, refresh_due
+from aggregator.pipeline import ParsePool, make_analyzer, prune, recluster, refresh_due
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -150,10 +150,17 @@ def build_scheduler(
     # Its own descriptor: flock excludes it from a cluster run in this process too.
     retention_lock = command_lock(settings, "cluster") if sqlite else None
     retention = cluster if retention is None else retention
+    # One pool of parse workers for the daemon's life: ticks reuse warm workers. Idle
+    # workers exit on their own when the daemon does (EOF on their stdin).
+    parser = ParsePool(settings.fetch)
 
     def fetch_pass() -> None:
         report = refresh_due(
-            settings, store, stop=state.stop, progress=lambda total, o: state.beat("fetch")
+            settings,
+            store,
+            stop=state.stop,
+            progress=lambda total, o: state.beat("fetch"),
+            parser=parser,
         )
         state.last_fetch_pass = datetime.now(UTC)
         if report.outcomes:

@@ -2,6 +2,7 @@
 recluster the window. Scheduler, web app and CLI call these; nothing else chains layers.
 """
 
+from aggregator.pipeline.parsing import ParsePool
 from aggregator.pipeline.recluster import cluster_file, cluster_params, make_analyzer, recluster
 from aggregator.pipeline.refresh import (
     FeedOutcome,
@@ -14,6 +15,7 @@ from aggregator.pipeline.retention import prune
 
 __all__ = [
     "FeedOutcome",
+    "ParsePool",
     "RefreshReport",
     "cluster_file",
     "cluster_params",

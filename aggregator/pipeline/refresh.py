@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from aggregator.config import Settings, load_feed_list
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher
 from aggregator.models import FetchResult, Source
-from aggregator.parse import parse_feed
+from aggregator.pipeline.parsing import ParsePool
 from aggregator.pipeline.schedule import next_check_after_error, next_check_after_success
 from aggregator.store import Store
 
@@ -64,15 +65,24 @@ def sync_feed_list(settings: Settings, store: Store, now: datetime | None = None
 
 
 def refresh_source(
-    settings: Settings, store: Store, fetcher: Fetcher, source: Source, clock: Clock = utcnow
+    settings: Settings,
+    store: Store,
+    fetcher: Fetcher,
+    source: Source,
+    clock: Clock = utcnow,
+    parser: ParsePool | None = None,
 ) -> FeedOutcome:
-    """Fetch one feed and store what is new; every failure is recorded, never raised."""
+    """Fetch one feed and store what is new; every failure is recorded, never raised.
+
+    ``parser`` is the pass's worker pool; without one, a pool is started for this feed.
+    """
     started = clock()
     try:
         result = fetcher.fetch_feed(
             source.url, etag=source.etag, last_modified=source.last_modified
         )
-        outcome = _store_result(settings, store, source, result, clock())
+        with nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as pool:
+            outcome = _store_result(settings, store, source, result, clock(), pool)
     except FeedError as e:
         outcome = _record_error(settings, store, source, e, clock())
     except Exception as e:  # a hostile feed must cost that feed, never the daemon
@@ -109,7 +119,12 @@ def _redirect_state(store: Store, source: Source, result: FetchResult) -> dict[s
 
 
 def _store_result(
-    settings: Settings, store: Store, source: Source, result: FetchResult, now: datetime
+    settings: Settings,
+    store: Store,
+    source: Source,
+    result: FetchResult,
+    now: datetime,
+    parser: ParsePool,
 ) -> FeedOutcome:
     state: dict[str, object] = {
         "last_fetched_at": now,
@@ -130,7 +145,7 @@ def _store_result(
         store.update_source(source.id, now, **state)
         return FeedOutcome(source.id, source.url, "unchanged", status=result.status)
     with metrics.PARSE_SECONDS.time():
-        parsed = parse_feed(
+        parsed = parser.parse(
             result.content,
             url=result.url,
             headers=result.headers,
@@ -183,10 +198,13 @@ def refresh_due(
     stop: threading.Event | None = None,
     sources: Sequence[Source] | None = None,
     progress: Callable[[int, FeedOutcome], None] | None = None,
+    parser: ParsePool | None = None,
 ) -> RefreshReport:
     """Refresh every due feed: hosts in parallel, one request at a time per host, spaced.
 
     ``progress(total, outcome)`` is called after each feed (progress bars, heartbeats).
+    Feeds are parsed by ``parser`` (the daemon keeps one across ticks) or by a worker pool
+    started for this pass, on the first feed that needs parsing.
     """
     due = (
         list(sources)
@@ -208,7 +226,7 @@ def refresh_due(
                 return
             if n and spacing:
                 time.sleep(spacing)
-            outcome = refresh_source(settings, store, fetcher, source, clock)
+            outcome = refresh_source(settings, store, fetcher, source, clock, parsers)
             with lock:
                 report.outcomes.append(outcome)
                 if progress is not None:
@@ -216,6 +234,7 @@ def refresh_due(
 
     with (
         Fetcher(settings.fetch) as fetcher,
+        nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as parsers,
         ThreadPoolExecutor(
             max_workers=min(settings.fetch.concurrency, len(by_host)), thread_name_prefix="fetch"
         ) as pool,
