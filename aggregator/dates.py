@@ -36,11 +36,39 @@ _MONTHS = {
     )
     for name in names
 }
-_WEEKDAYS = (
-    "lundi lun mardi mar mercredi mer jeudi jeu vendredi ven samedi sam dimanche dim "
-    "monday mon tuesday tue tues wednesday wed thursday thu thur thurs friday fri "
-    "saturday sat sunday sun"
-).split()
+_WEEKDAYS = [
+    "lundi",
+    "lun",
+    "mardi",
+    "mar",
+    "mercredi",
+    "mer",
+    "jeudi",
+    "jeu",
+    "vendredi",
+    "ven",
+    "samedi",
+    "sam",
+    "dimanche",
+    "dim",
+    "monday",
+    "mon",
+    "tuesday",
+    "tue",
+    "tues",
+    "wednesday",
+    "wed",
+    "thursday",
+    "thu",
+    "thur",
+    "thurs",
+    "friday",
+    "fri",
+    "saturday",
+    "sat",
+    "sunday",
+    "sun",
+]
 # Zone names and their UTC offsets in hours. feedparser knows UT/GMT/Z and the US names;
 # it reads every other name (CET, CEST...) as UTC, which is an hour or two off in France.
 _ZONE_HOURS = {

@@ -83,7 +83,7 @@ def test_mojibake_is_repaired_and_correct_french_is_untouched(shared_data) -> No
         '<?xml version="1.0" encoding="ISO-8859-1"?><rss version="2.0"><channel><title>T</title>'
         "<item><title>Élection à l’Élysée</title><description>&lt;p&gt;Déjà vu&lt;/p&gt;"
         "</description><guid>g</guid></item></channel></rss>"
-    ).encode("utf-8")
+    ).encode()
     [entry] = parse_feed(body).entries
     assert entry.title == "Élection à l’Élysée"
     assert entry.summary_text == "Déjà vu" and "Déjà vu" in entry.summary_html
