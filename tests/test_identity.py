@@ -62,7 +62,7 @@ def test_duplicate_guids_inside_one_fetch_store_one_entry(
     httpserver: HTTPServer, settings: Settings, store: Store
 ) -> None:
     items = [("g1", "Premier", "https://ex.fr/1"), ("g1", "Doublon", "https://ex.fr/1b")]
-    httpserver.expect_request("/dup.xml").respond_with_data(rss(items + [("g2", "Deux", "")]))
+    httpserver.expect_request("/dup.xml").respond_with_data(rss([*items, ("g2", "Deux", "")]))
     store.add_source(FeedSpec(httpserver.url_for("/dup.xml"), "D"), datetime.now(UTC))
     report = refresh_due(settings, store)
     assert report.new_entries == 2 and store.count_entries() == 2
