@@ -10,8 +10,8 @@ from aggregator.dates import parse_date, resolve_date
 from aggregator.parse import parse_feed
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 CASES = [

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
@@ -49,7 +51,7 @@ def test_rotating_guids_store_each_article_once(
         refresh_due(settings, store, all_sources=True)
     assert next(fetches) == 20
     with store.engine.connect() as conn:
-        per_outlet = dict(
+        per_outlet: dict[str, int] = dict(
             conn.execute(
                 sa.select(entries.c.outlet, sa.func.count()).group_by(entries.c.outlet)
             ).all()
@@ -70,9 +72,9 @@ def test_duplicate_guids_inside_one_fetch_store_one_entry(
 
 def test_le_monde_sections_store_each_article_once_linked_to_every_section(
     shared_data: Path,
-    replay,
+    replay: Callable[..., Any],
     settings: Settings,
-    store: Store,  # type: ignore[no-untyped-def]
+    store: Store,
 ) -> None:
     root = shared_data / "feeds" / "lemonde-2022-02"
     server = replay(root)

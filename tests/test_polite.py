@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ TTL_RSS = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><
 {ttl}<item><title>Un</title><link>https://ex.fr/1</link><guid>g1</guid>
 <pubDate>Mon, 10 Feb 2025 10:00:00 +0100</pubDate></item></channel></rss>"""
 MINUTE = 60.0
+IPS = ("127.0.0.1", "127.0.0.2")
 
 
 def status(tmp_path: Path) -> str:
@@ -85,8 +87,8 @@ def test_next_check_at_follows_the_feed_and_the_server(
 
 
 def test_errors_back_off_exponentially_with_jitter_then_fail_and_status_says_why(
-    httpserver: HTTPServer, make_settings, store: Store, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    httpserver: HTTPServer, make_settings: Callable[..., Settings], store: Store, tmp_path: Path
+) -> None:
     settings = make_settings(fetch_failing_after="3")
     for name in ("a", "b"):
         httpserver.expect_request(f"/{name}.xml").respond_with_data("panne", status=503)
@@ -203,18 +205,18 @@ class _Recorder:
 @pytest.fixture
 def two_hosts() -> Iterator[tuple[_Recorder, list[str]]]:
     rec = _Recorder()
-    servers = [ThreadingHTTPServer((ip, 0), rec.handler()) for ip in ("127.0.0.1", "127.0.0.2")]
+    servers = [ThreadingHTTPServer((ip, 0), rec.handler()) for ip in IPS]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    yield rec, [f"http://{s.server_address[0]}:{s.server_address[1]}" for s in servers]
+    yield rec, [f"http://{ip}:{servers[n].server_port}" for n, ip in enumerate(IPS)]
     for s in servers:
         s.shutdown()
         s.server_close()
 
 
 def test_one_request_at_a_time_per_host_spaced_hosts_in_parallel(
-    two_hosts: tuple[_Recorder, list[str]], make_settings, store: Store
-) -> None:  # type: ignore[no-untyped-def]
+    two_hosts: tuple[_Recorder, list[str]], make_settings: Callable[..., Settings], store: Store
+) -> None:
     rec, bases = two_hosts
     spacing = 0.4
     settings = make_settings(fetch_per_host_interval_seconds=str(spacing))  # the env variable
@@ -230,14 +232,14 @@ def test_one_request_at_a_time_per_host_spaced_hosts_in_parallel(
     assert rec.peak_total == 2  # the two hosts are fetched in parallel
     for host in rec.peak:
         calls = sorted((s, e) for h, s, e in rec.calls if h == host)
-        gaps = [b[0] - a[1] for a, b in zip(calls, calls[1:], strict=False)]
+        gaps = [b[0] - a[1] for a, b in itertools.pairwise(calls)]
         assert len(gaps) == 3 and min(gaps) >= spacing - 0.05, gaps
     print(f"8 feeds on 2 hosts, spacing {spacing}s: {elapsed:.2f}s, peak per host 1")
     # 0 disables the spacing (as local tests and replays need).
     rec.calls.clear()
     refresh_due(make_settings(fetch_per_host_interval_seconds="0"), store, all_sources=True)
     calls = sorted((s, e) for h, s, e in rec.calls if h == "127.0.0.1")
-    assert max(b[0] - a[1] for a, b in zip(calls, calls[1:], strict=False)) < spacing - 0.05
+    assert max(b[0] - a[1] for a, b in itertools.pairwise(calls)) < spacing - 0.05
 
 
 def chain(httpserver: HTTPServer, prefix: str, status: int, hops: int) -> str:
@@ -310,8 +312,8 @@ def test_gone_feed_is_disabled_and_never_fetched_again(
 
 
 def test_user_agent_is_configurable_and_names_a_contact(
-    httpserver: HTTPServer, make_settings, store: Store
-) -> None:  # type: ignore[no-untyped-def]
+    httpserver: HTTPServer, make_settings: Callable[..., Settings], store: Store
+) -> None:
     settings = make_settings(fetch_contact_url="https://exemple.fr/contact")
     httpserver.expect_request("/ua.xml").respond_with_data(TTL_RSS.format(ttl=""))
     add(store, httpserver.url_for("/ua.xml"))
