@@ -5,9 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
+from pytest_httpserver import HTTPServer
 
+from aggregator.config import Settings
 from aggregator.dates import parse_date, resolve_date
+from aggregator.models import FeedSpec
 from aggregator.parse import parse_feed
+from aggregator.pipeline import refresh_due
+from aggregator.store import Store
+from aggregator.store.schema import entries
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -69,3 +76,42 @@ def test_missing_date_is_none_then_first_seen_in_the_store() -> None:
     )
     [entry] = parse_feed(body).entries
     assert entry.published is None and entry.published_raw == ""
+
+
+def test_future_and_missing_dates_through_the_pipeline(
+    httpserver: HTTPServer, settings: Settings, store: Store
+) -> None:
+    items = [
+        ("futur", "lun., 03 mars 2099 10:00:00 +0100"),
+        ("sans-date", ""),
+        ("cet", "Mon, 03 Mar 2025 10:00:00 CET"),
+    ]
+    body = "".join(
+        f"<item><title>{g}</title><guid>{g}</guid>"
+        + (f"<pubDate>{d}</pubDate>" if d else "")
+        + "</item>"
+        for g, d in items
+    )
+    httpserver.expect_request("/d.xml").respond_with_data(
+        f'<rss version="2.0"><channel><title>D</title>{body}</channel></rss>'
+    )
+    store.add_source(FeedSpec(httpserver.url_for("/d.xml"), "D"), datetime.now(UTC))
+    before = datetime.now(UTC)
+    refresh_due(settings, store)
+    with store.engine.connect() as conn:
+        rows = {
+            r.key: r
+            for r in conn.execute(
+                sa.select(
+                    entries.c.key,
+                    entries.c.published_at,
+                    entries.c.published_raw,
+                    entries.c.first_seen_at,
+                )
+            )
+        }
+    # Clamped to the fetch time for ordering, the raw value kept as written.
+    assert rows["futur"].published_at == rows["futur"].first_seen_at >= before
+    assert rows["futur"].published_raw == "lun., 03 mars 2099 10:00:00 +0100"
+    assert rows["sans-date"].published_at == rows["sans-date"].first_seen_at >= before
+    assert rows["cet"].published_at == utc(2025, 3, 3, 9)
