@@ -18,10 +18,11 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from aggregator.dates import resolve_date
 from aggregator.doctype import UnsafeDoctype, strip_internal_subset
 from aggregator.errors import ParseError
 from aggregator.models import ParsedEntry, ParsedFeed
-from aggregator.text import clean_text, html_to_text, sanitize_html
+from aggregator.text import clean_text, html_to_text, repair_text, sanitize_html
 
 _HTML_MARKERS = (b"<!doctype html", b"<html")
 
@@ -118,11 +119,15 @@ def _entry(e: Any, base_url: str) -> ParsedEntry:
     summary_raw = e.get("summary", "") or ""
     if not summary_raw and e.get("content"):
         summary_raw = e["content"][0].get("value", "") or ""
-    summary_html = sanitize_html(summary_raw) if summary_raw else ""
+    summary_html = sanitize_html(repair_text(summary_raw)) if summary_raw else ""
     summary_text = html_to_text(summary_raw) if summary_raw else ""
-    published_raw = _raw(e, "published") or _raw(e, "updated") or ""
-    published = _struct_to_datetime(_raw(e, "published_parsed") or _raw(e, "updated_parsed"))
-    updated = _struct_to_datetime(_raw(e, "updated_parsed"))
+    published_raw = clean_text(_raw(e, "published") or _raw(e, "updated") or "")
+    updated_raw = clean_text(_raw(e, "updated") or "")
+    which = "published_parsed" if _raw(e, "published") else "updated_parsed"
+    # feedparser's reading is checked against the raw string: French names, day-first
+    # numbers, "10h00", zone names it takes for UTC (CET/CEST), no zone (Paris).
+    published = resolve_date(published_raw, _struct_to_datetime(_raw(e, which)))
+    updated = resolve_date(updated_raw, _struct_to_datetime(_raw(e, "updated_parsed")))
     if not title:
         title = summary_text[:120] or link
     return ParsedEntry(
@@ -134,6 +139,6 @@ def _entry(e: Any, base_url: str) -> ParsedEntry:
         summary_text=summary_text,
         author=html_to_text(e.get("author", "") or ""),
         published=published,
-        published_raw=clean_text(published_raw),
+        published_raw=published_raw,
         updated=updated,
     )

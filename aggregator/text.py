@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
+import ftfy
 import nh3
 import Stemmer
 
@@ -39,6 +40,22 @@ def clean_text(value: str) -> str:
     return _SPACES.sub(" ", value).strip()
 
 
+# Letters UTF-8 bytes turn into when read as Latin-1/cp1252 ("Ã©" for "é", "â€™" for "’"):
+# ftfy only looks at texts that contain one (it is slow, and most texts are fine).
+_MOJIBAKE_HINT = re.compile(
+    "[ÃÂâÅÆÐÑ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]"
+)
+
+
+def repair_text(value: str) -> str:
+    """Mojibake repaired (a feed declared ISO-8859-1 sending UTF-8: "Ã‰lection"), NFC,
+    no XML-illegal characters; spacing and correct text left exactly as they are."""
+    if _MOJIBAKE_HINT.search(value):
+        # fix_encoding only: no quote uncurling or other "fixes" of correct French text.
+        value = ftfy.fix_encoding(value)
+    return _XML_ILLEGAL.sub("", unicodedata.normalize("NFC", value))
+
+
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: tags dropped, entities decoded, spaces collapsed."""
     if "<" in fragment:
@@ -54,7 +71,7 @@ def html_to_text(fragment: str) -> str:
     # Decoding may reveal tags that were escaped in the source ("&lt;b&gt;"): drop them too.
     if "<" in fragment:
         fragment = _TAG.sub("", fragment)
-    return clean_text(fragment)
+    return clean_text(repair_text(fragment))
 
 
 def fold_accents(value: str) -> str:

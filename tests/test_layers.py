@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aggregator"
 # import each other; a module may import only from strictly lower layers.
 LAYERS = {
     "models": 0, "errors": 0, "config": 0, "__init__": 0,
-    "text": 1, "locks": 1, "doctype": 1, "frames": 1,
+    "text": 1, "dates": 1, "locks": 1, "doctype": 1, "frames": 1,
     "fetch": 2, "parse": 2, "store": 2, "cluster": 2, "publish": 2, "opml": 2, "metrics": 2,
     "pipeline": 3, "parseworker": 3,
     "scheduler": 4, "web": 4,

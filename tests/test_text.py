@@ -62,3 +62,41 @@ def test_sanitize_html_keeps_text_and_links_but_no_script() -> None:
         assert bad not in clean
     assert 'href="https://ok.fr/"' in clean
     assert "Bonjour" in clean
+
+
+def test_mojibake_is_repaired_and_correct_french_is_untouched(shared_data) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from aggregator.errors import ParseError
+    from aggregator.parse import parse_feed
+    from aggregator.text import repair_text
+
+    assert (
+        repair_text("Ã‰lection prÃ©sidentielle : lâ€™Ã©tat") == "Élection présidentielle : l’état"
+    )
+    assert repair_text("Â« Bonjour Â»") == "« Bonjour »"
+    correct = "Élection présidentielle : l’État, château, âge, Ça, « guillemets », Œuvre"
+    assert repair_text(correct) == correct
+    assert repair_text("e\u0301te\u0301\x0b") == "été"  # NFC, XML-illegal removed
+    # A feed declared ISO-8859-1 that sends UTF-8 bytes: feedparser raises nothing.
+    body = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?><rss version="2.0"><channel><title>T</title>'
+        "<item><title>Élection à l’Élysée</title><description>&lt;p&gt;Déjà vu&lt;/p&gt;"
+        "</description><guid>g</guid></item></channel></rss>"
+    ).encode()
+    [entry] = parse_feed(body).entries
+    assert entry.title == "Élection à l’Élysée"
+    assert entry.summary_text == "Déjà vu" and "Déjà vu" in entry.summary_html
+    # Real French feeds (correct UTF-8): not one title or summary is changed.
+    seen = changed = 0
+    for path in sorted(Path(shared_data, "feeds").rglob("*.xml")):
+        try:
+            parsed = parse_feed(path.read_bytes())
+        except ParseError:  # the saved HTML pages
+            continue
+        for e in parsed.entries:
+            for text in (e.title, e.summary_text):
+                seen += 1
+                changed += repair_text(text) != text
+    print(f"{seen} real titles and summaries, {changed} changed by mojibake repair")
+    assert seen > 5000 and changed == 0

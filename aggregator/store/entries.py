@@ -68,6 +68,8 @@ def upsert_entries(
     outlet = source.outlet
     keys = list(batch)
     existing = _existing(conn, outlet, keys)
+    moved = _rotated_guids(conn, outlet, batch, existing)
+    existing.update(moved)
 
     new_rows = []
     updated = 0
@@ -113,9 +115,43 @@ def upsert_entries(
         )
     insert_ignore(conn, entries, new_rows, ["outlet", "key"])
     ids = {key: entry_id for key, (entry_id, _) in _existing(conn, outlet, keys).items()}
+    ids.update((key, entry_id) for key, (entry_id, _) in moved.items())
     new_ids = tuple(ids[r["key"]] for r in new_rows if r["key"] in ids and r["key"] not in existing)
     _link_sources(conn, source.id, list(ids.values()), now)
     return UpsertReport(new_ids=new_ids, updated=updated, seen=len(batch))
+
+
+def _rotated_guids(
+    conn: Connection,
+    outlet: str,
+    batch: dict[str, ParsedEntry],
+    existing: dict[str, tuple[int, str]],
+) -> dict[str, tuple[int, str]]:
+    """New keys that are an already stored article under a new GUID: ``key -> (id, hash)``.
+
+    Some feeds change every GUID on every fetch. A new GUID whose link is already stored
+    for the outlet, under a key absent from this fetch, is that article again. A link that
+    several items of the fetch share (a home page) identifies nothing and is not used.
+    """
+    links: dict[str, list[str]] = {}
+    for key, item in batch.items():
+        if item.link:
+            links.setdefault(item.link, []).append(key)
+    wanted = {
+        link: keys[0] for link, keys in links.items() if len(keys) == 1 and keys[0] not in existing
+    }
+    found: dict[str, tuple[int, str]] = {}
+    for part in chunks(list(wanted)):
+        query = (
+            sa.select(entries.c.link, entries.c.key, entries.c.id, entries.c.content_hash)
+            .where(entries.c.outlet == outlet, entries.c.link.in_(part))
+            .order_by(entries.c.id)
+        )
+        for row in conn.execute(query):
+            key = wanted[row.link]
+            if row.key not in batch and key not in found:
+                found[key] = (row.id, row.content_hash)
+    return found
 
 
 def _existing(conn: Connection, outlet: str, keys: list[str]) -> dict[str, tuple[int, str]]:
