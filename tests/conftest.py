@@ -60,8 +60,15 @@ def base_env(tmp: Path, **extra: str) -> dict[str, str]:
     for key in ("AGGREGATOR_SHARED_DATA", "AGGREGATOR_REQUIRE_ALL"):
         if key in os.environ:
             env[key] = os.environ[key]
+    # Never the bundled list of real outlets: tests fetch nothing but 127.0.0.0/8. A test
+    # that wants feeds passes its own AGGREGATOR_FEEDS_FILE.
+    no_feeds = tmp / "no-feeds.toml"
+    if not no_feeds.exists():
+        tmp.mkdir(parents=True, exist_ok=True)
+        no_feeds.write_text("# no feeds\n", encoding="utf-8")
     env.update(
         {
+            "AGGREGATOR_FEEDS_FILE": str(no_feeds),
             "AGGREGATOR_DATA_DIR": str(tmp / "data"),
             "AGGREGATOR_FETCH_PER_HOST_INTERVAL_SECONDS": "0",
             "AGGREGATOR_FETCH_ALLOW_PRIVATE_NETWORKS": "true",
