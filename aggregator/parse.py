@@ -75,8 +75,10 @@ def parse_feed(
         k.lower(): v for k, v in (headers or {}).items() if k.lower() != "content-location"
     }
     # A file object, never bytes or str: feedparser treats a string as a path or URL to open.
+    # feedparser's own sanitiser is off: every summary goes through nh3's allowlist below
+    # and every title becomes plain text, so it would only cost time (~20% of parsing).
     parsed: Any = feedparser.parse(
-        io.BytesIO(content), response_headers=response_headers, sanitize_html=True
+        io.BytesIO(content), response_headers=response_headers, sanitize_html=False
     )
     entries_raw = parsed.get("entries", [])
     version = parsed.get("version", "")

@@ -236,6 +236,10 @@ def test_an_empty_feed_is_valid_and_stable() -> None:
     assert render_atom([], empty) == render_atom([], empty)
 
 
+# A pair such as "Ç«" is also UTF-8 bytes read as Latin-1 ("ǫ"), and feedparser, the
+# reader here, turns it back into "ǫ" on its own: such pairs cannot round-trip through it.
+_UTF8_AS_LATIN1 = re.compile("[\u00c2-\u00f4][\u0080-\u00bf]")
+
 # French text with the characters that break hand-written XML: &, <, quotes, apostrophes,
 # non-breaking spaces, controls (XML-illegal: must vanish), surrogates, U+FFFE.
 french = st.text(
@@ -244,7 +248,7 @@ french = st.text(
     ),
     min_size=1,
     max_size=40,
-).filter(lambda s: clean_text(s) != "")
+).filter(lambda s: clean_text(s) != "" and not _UTF8_AS_LATIN1.search(s))
 
 
 @settings(max_examples=60, deadline=None)
