@@ -17,6 +17,12 @@ from aggregator.store.schema import metadata
 NOW = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
 def entry(key: str, title: str = "Titre", minutes: int = 0) -> ParsedEntry:
     return ParsedEntry(
         key=key,
@@ -48,6 +54,8 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(store: Store) -> None:
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite pragmas")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
