@@ -80,6 +80,7 @@ class FetchSettings:
     parse_workers: int
     parse_memory_mb: int
     parse_timeout_seconds: float
+    lease_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +252,7 @@ def _validate(s: Settings) -> None:
         (0 <= s.fetch.max_redirects <= 20, "fetch.max_redirects must be between 0 and 20"),
         (s.fetch.failing_after >= 1, "fetch.failing_after must be at least 1"),
         (s.fetch.parse_workers >= 1, "fetch.parse_workers must be at least 1"),
+        (s.fetch.lease_seconds > 0, "fetch.lease_seconds must be positive"),
         (s.cluster.window_hours > 0, "cluster.window_hours must be positive"),
         (s.cluster.topic_window_hours > 0, "cluster.topic_window_hours must be positive"),
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),
