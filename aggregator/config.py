@@ -81,6 +81,7 @@ class FetchSettings:
     parse_memory_mb: int
     parse_timeout_seconds: float
     lease_seconds: float
+    poll_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,7 @@ def _validate(s: Settings) -> None:
         (s.fetch.failing_after >= 1, "fetch.failing_after must be at least 1"),
         (s.fetch.parse_workers >= 1, "fetch.parse_workers must be at least 1"),
         (s.fetch.lease_seconds > 0, "fetch.lease_seconds must be positive"),
+        (s.fetch.poll_seconds > 0, "fetch.poll_seconds must be positive"),
         (s.cluster.window_hours > 0, "cluster.window_hours must be positive"),
         (s.cluster.topic_window_hours > 0, "cluster.topic_window_hours must be positive"),
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),

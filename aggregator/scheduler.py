@@ -14,19 +14,20 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.config import Settings
-from aggregator.pipeline import make_analyzer, recluster, refresh_due
+from aggregator.pipeline import make_analyzer, recluster, refresh_due, worker_id
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 
-# How often the fetch job asks the database for due feeds. Feeds are due at their own
-# pace (next_check_at); the tick only bounds how late a due feed can start.
-FETCH_TICK_SECONDS = 30
 JOB_DEFAULTS = {
     "coalesce": True,  # many missed runs -> one run
     "max_instances": 1,  # a slow pass is never overlapped by the next tick
     "misfire_grace_time": 3600,  # a late tick still runs (once) rather than being dropped
 }
+# The clustering role: one process at a time holds this leased row of the locks table
+# (renewed while a run lasts; a killed holder loses it after CLUSTER_LOCK_SECONDS).
+CLUSTER_LOCK = "cluster"
+CLUSTER_LOCK_SECONDS = 120.0
 
 
 @dataclass
@@ -49,12 +50,13 @@ def build_scheduler(
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
     now = datetime.now(UTC)
+    worker = worker_id()
     analyzer = make_analyzer(settings) if cluster else None
 
     def fetch_tick() -> None:
         if state.stop.is_set():
             return
-        report = refresh_due(settings, store, stop=state.stop)
+        report = refresh_due(settings, store, stop=state.stop, worker=worker)
         state.last_fetch_pass = datetime.now(UTC)
         if report.outcomes:
             log.info(
@@ -71,13 +73,21 @@ def build_scheduler(
     def cluster_tick() -> None:
         if state.stop.is_set():
             return
-        state.dirty.clear()
-        recluster(settings, store, datetime.now(UTC), analyzer=analyzer)
+        with store.holding_lock(CLUSTER_LOCK, worker, CLUSTER_LOCK_SECONDS) as held:
+            if not held:
+                log.info(
+                    "clustering skipped: %s holds the cluster role", store.lock_holder(CLUSTER_LOCK)
+                )
+                return
+            state.dirty.clear()
+            log.info("clustering started by %s", worker)
+            recluster(settings, store, datetime.now(UTC), analyzer=analyzer)
+            log.info("clustering finished by %s", worker)
         state.last_cluster_run = datetime.now(UTC)
 
     if fetch:
         scheduler.add_job(
-            fetch_tick, "interval", seconds=FETCH_TICK_SECONDS, id="fetch",
+            fetch_tick, "interval", seconds=settings.fetch.poll_seconds, id="fetch",
             replace_existing=True, next_run_time=now,
         )  # fmt: skip
     if cluster:

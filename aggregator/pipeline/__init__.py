@@ -9,6 +9,7 @@ from aggregator.pipeline.refresh import (
     refresh_due,
     refresh_source,
     sync_feed_list,
+    worker_id,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "refresh_due",
     "refresh_source",
     "sync_feed_list",
+    "worker_id",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.errors import InputError
 from aggregator.models import FeedSpec, Source
+from aggregator.store.entries import insert_ignore
 from aggregator.store.schema import entry_sources, sources
 
 REMOVED_FROM_FILE = "removed from the feeds file"
@@ -78,15 +79,22 @@ def sync_sources(conn: Connection, specs: Sequence[FeedSpec], now: datetime) -> 
     for url, spec in wanted.items():
         row = rows.get(url)
         if row is None:
-            conn.execute(
-                sources.insert().values(
-                    url=url,
-                    outlet=spec.outlet or _outlet_from_url(url),
-                    section=spec.section,
-                    origin="config",
-                    created_at=now,
-                    updated_at=now,
-                )
+            # ON CONFLICT DO NOTHING: several workers starting at once on PostgreSQL all
+            # apply the feeds file; the first insert wins, the others are no-ops.
+            insert_ignore(
+                conn,
+                sources,
+                [
+                    {
+                        "url": url,
+                        "outlet": spec.outlet or _outlet_from_url(url),
+                        "section": spec.section,
+                        "origin": "config",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                ],
+                ["url"],
             )
             counts["added"] += 1
             continue
