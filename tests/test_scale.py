@@ -162,14 +162,18 @@ def test_three_fetch_workers_share_300_feeds_without_double_fetches(
     procs = [start_worker(env, "fetch", tmp_path / f"w{i}.log") for i in range(3)]
     started = time.monotonic()
     try:
-        # Until feeds came due three times on average (a loaded machine is slower), <= 50 s.
+        # Until every feed was fetched and feeds came due three times on average (a loaded
+        # machine is slower), at most 75 s.
         probe = sa.create_engine(postgres_url)
-        while time.monotonic() - started < 50:
+        while time.monotonic() - started < 75:
             time.sleep(1)
             assert all(p.poll() is None for p in procs), [p.returncode for p in procs]
             with probe.connect() as conn:
-                if conn.exec_driver_sql("SELECT count(*) FROM fetch_log").scalar_one() >= 900:
-                    break
+                fetches, feeds_seen = conn.exec_driver_sql(
+                    "SELECT count(*), count(DISTINCT source_id) FROM fetch_log"
+                ).one()
+            if fetches >= 900 and feeds_seen == 300:
+                break
         probe.dispose()
     finally:
         stop_workers(procs)
@@ -307,6 +311,18 @@ def test_a_killed_workers_lease_expires_and_another_fetches_its_feed(
 CLUSTER_LINE = re.compile(r"^(\S+ \S+) INFO \S+: clustering (started|finished) by (\S+)$", re.M)
 
 
+def cluster_events(logs: list[Path]) -> tuple[list[tuple[datetime, str, str]], int]:
+    """(time, started|finished, process) from the processes' logs, and ticks skipped."""
+    events, skipped = [], 0
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, text[-3000:]
+        skipped += text.count("clustering skipped")
+        for when, what, who in CLUSTER_LINE.findall(text):
+            events.append((datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f"), what, who))
+    return sorted(events), skipped
+
+
 def test_one_process_at_a_time_holds_the_cluster_role(
     tmp_path: Path, postgres_url: str, feed_server: FeedServer
 ) -> None:
@@ -321,25 +337,29 @@ def test_one_process_at_a_time_holds_the_cluster_role(
     )
     logs = [tmp_path / "c1.log", tmp_path / "c2.log"]
     procs = [start_worker(env, "cluster", log) for log in logs]
+    store = Store(postgres_url)
+    held_from = held_until = None
     began = time.monotonic()
     try:
-        # Until both processes have ticked a while (>= 8 runs seen), at most 45 s.
+        # Both processes tick every 0.6 s. Once they run, this test takes the role itself
+        # for 4 s, as a third process would: neither may start clustering meanwhile.
         while time.monotonic() - began < 45:
-            time.sleep(1)
-            text = "".join(log.read_text(errors="replace") for log in logs)
-            if text.count("clustering started") + text.count("clustering skipped") >= 12:
+            time.sleep(0.5)
+            events, _ = cluster_events(logs)
+            if held_from is None and len({who for _, _, who in events}) == 2:
+                while not store.acquire_lock("cluster", "test", _utc(), 30):
+                    time.sleep(0.05)
+                held_from = datetime.now()
+                time.sleep(4)
+                held_until = datetime.now()
+                store.release_lock("cluster", "test")
+            if held_until is not None and (datetime.now() - held_until).total_seconds() > 4:
                 break
     finally:
         stop_workers(procs)
+        store.close()
     ran = time.monotonic() - began
-    runs: list[tuple[str, str, str]] = []
-    skipped = 0
-    for log in logs:
-        text = log.read_text(errors="replace")
-        assert "Traceback" not in text, text[-3000:]
-        runs += CLUSTER_LINE.findall(text)
-        skipped += text.count("clustering skipped")
-    events = sorted(runs)
+    events, skipped = cluster_events(logs)
     holders: set[str] = set()
     overlaps = 0
     for _, what, who in events:
@@ -350,11 +370,23 @@ def test_one_process_at_a_time_holds_the_cluster_role(
             holders.discard(who)
     workers = {who for _, _, who in events}
     started = sum(1 for _, what, _ in events if what == "started")
+    during = [
+        when
+        for when, what, _ in events
+        if what == "started" and held_from and held_until and held_from < when < held_until
+    ]
     print(
         f"2 cluster-role processes, {ran:.0f} s: {started} clustering runs by {len(workers)} "
-        f"process(es), {skipped} ticks skipped (role held by the other), overlapping runs: "
-        f"{overlaps}"
+        f"process(es), {skipped} ticks skipped (role held by another), overlapping runs: "
+        f"{overlaps}, runs started while a third holder had the role for 4 s: {len(during)}"
     )
-    assert started >= 3
-    assert skipped >= 1  # they did contend for the role
+    tail = "\n".join(log.read_text(errors="replace")[-1500:] for log in logs)
+    assert held_from is not None, tail  # both processes did run clustering
+    assert len(workers) == 2 and started >= 3, tail
+    assert skipped >= 6, tail  # ticks during the 4 s hold were turned away
     assert overlaps == 0
+    assert during == []
+
+
+def _utc() -> datetime:
+    return datetime.now(UTC)
