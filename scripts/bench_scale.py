@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
@@ -97,10 +98,13 @@ def rss(title: str, articles: list[dict[str, str]]) -> str:
     )
 
 
-def serve(root: Path, hosts: list[str], port: int, latency: tuple[float, float]) -> None:
+def serve(
+    root: Path, hosts: list[str], port: int, latency: tuple[float, float], ready: Any
+) -> None:
     """Child process: one replay server per loopback address (all on the same port)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     servers = [ReplayServer(root / h, host=h, port=port, latency=latency).start() for h in hosts]
+    ready.set()
     signal.sigwait({signal.SIGTERM})
     for s in servers:
         s.stop()
@@ -173,6 +177,7 @@ def run_phase(
             if done >= total:
                 break
     finally:
+        cpu = sum(cpu_seconds(p.pid) for p in procs)
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -201,7 +206,18 @@ def run_phase(
         "seconds": seconds,
         "feeds_s": row.feeds / seconds,
         "entries_s": row.entries / seconds,
+        "cpu_ms_per_feed": 1000 * cpu / max(1, row.fetches),
+        "load": os.getloadavg()[0],
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc), 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,11 +266,14 @@ def main(argv: list[str] | None = None) -> int:
             f"(built in {time.monotonic() - t:.1f} s)",
             flush=True,
         )
-        server = multiprocessing.get_context("fork").Process(
-            target=serve, args=(tmp / "feeds", hosts, port, latency), daemon=True
+        context = multiprocessing.get_context("fork")
+        ready = context.Event()
+        server = context.Process(
+            target=serve, args=(tmp / "feeds", hosts, port, latency, ready), daemon=True
         )
         server.start()
-        time.sleep(2)
+        if not ready.wait(120):
+            raise SystemExit("the replay servers did not start")
         try:
             results = []
             for workers in (1, 3):
@@ -264,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{workers} worker(s): {r['feeds']} feeds, {r['entries']} entries in "
                     f"{r['seconds']:.1f} s: {r['feeds_s']:.1f} feeds/s, "
                     f"{r['entries_s']:.0f} entries/s ({r['errors']} errors, "
-                    f"{r['duplicates']} duplicate fetches)",
+                    f"{r['duplicates']} duplicate fetches); worker CPU "
+                    f"{r['cpu_ms_per_feed']:.0f} ms per feed, load average {r['load']:.1f} "
+                    f"on {os.cpu_count()} CPUs",
                     flush=True,
                 )
         finally:
