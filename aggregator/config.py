@@ -83,6 +83,7 @@ class FetchSettings:
     parse_workers: int
     parse_memory_mb: int
     parse_timeout_seconds: float
+    lease_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +273,7 @@ def _validate(s: Settings) -> None:
         (s.fetch.parse_memory_mb >= 64, "fetch.parse_memory_mb must be at least 64"),
         (s.fetch.parse_timeout_seconds > 0, "fetch.parse_timeout_seconds must be positive"),
         (_networks_ok(s.fetch.allowed_networks), "fetch.allowed_networks must list CIDR ranges"),
+        (s.fetch.lease_seconds > 0, "fetch.lease_seconds must be positive"),
         (s.cluster.window_hours > 0, "cluster.window_hours must be positive"),
         (s.cluster.topic_window_hours > 0, "cluster.topic_window_hours must be positive"),
         (s.cluster.interval_minutes > 0, "cluster.interval_minutes must be positive"),

@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator import metrics
 from aggregator.config import Settings
 from aggregator.locks import FileLock, command_lock, is_sqlite
-from aggregator.pipeline import ParsePool, make_analyzer, prune, recluster, refresh_due
+from aggregator.pipeline import ParsePool, make_analyzer, prune, recluster, refresh_due, worker_id
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ RETENTION_FIRST_DELAY_SECONDS = 120
 # A job that has neither started nor reported progress for this long means a stuck
 # scheduler (/healthz says so); a fetch pass reports after every feed.
 STALE_JOB_SECONDS = 900
+# The clustering role: one process at a time holds this leased row of the locks table
+# (renewed while a run lasts; a killed holder loses it after CLUSTER_LOCK_SECONDS).
+CLUSTER_LOCK = "cluster"
+CLUSTER_LOCK_SECONDS = 120.0
 
 
 @dataclass
@@ -143,6 +147,7 @@ def build_scheduler(
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
     state.scheduler = scheduler
     now = datetime.now(UTC)
+    worker = worker_id()
     analyzer = make_analyzer(settings) if cluster else None
     sqlite = is_sqlite(settings)
     fetch_lock = command_lock(settings, "fetch") if sqlite else None
@@ -161,6 +166,7 @@ def build_scheduler(
             stop=state.stop,
             progress=lambda total, o: state.beat("fetch"),
             parser=parser,
+            worker=worker,
         )
         state.last_fetch_pass = datetime.now(UTC)
         if report.outcomes:
@@ -176,11 +182,19 @@ def build_scheduler(
                 scheduler.modify_job("cluster", next_run_time=datetime.now(UTC))
 
     def cluster_run() -> None:
-        state.dirty.clear()
-        started = time.perf_counter()
-        report = recluster(settings, store, datetime.now(UTC), analyzer=analyzer)
-        kind = "full" if report.full else "incremental"
-        metrics.CLUSTER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        with store.holding_lock(CLUSTER_LOCK, worker, CLUSTER_LOCK_SECONDS) as held:
+            if not held:
+                log.info(
+                    "clustering skipped: %s holds the cluster role", store.lock_holder(CLUSTER_LOCK)
+                )
+                return
+            state.dirty.clear()
+            log.info("clustering started by %s", worker)
+            started = time.perf_counter()
+            report = recluster(settings, store, datetime.now(UTC), analyzer=analyzer)
+            kind = "full" if report.full else "incremental"
+            metrics.CLUSTER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+            log.info("clustering finished by %s", worker)
         state.last_cluster_run = datetime.now(UTC)
 
     def retention_run() -> None:

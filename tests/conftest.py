@@ -20,6 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
+from pg_local import LocalPostgres, create_database, drop_database, pg_bin_dir  # noqa: E402
 from replay_server import ReplayServer  # noqa: E402
 
 from aggregator.config import Settings, load_settings  # noqa: E402
@@ -79,12 +80,77 @@ def base_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server: AGGREGATOR_TEST_POSTGRES_URL (CI), else one started here.
+
+    Yields an URL through which test databases are created; skips locally (fails in CI)
+    when there is neither.
+    """
+    url = os.environ.get("AGGREGATOR_TEST_POSTGRES_URL")
+    server = None
+    if not url:
+        bin_dir = pg_bin_dir()
+        need(bin_dir is not None, "PostgreSQL not installed (no /usr/lib/postgresql/*/bin)")
+        assert bin_dir is not None
+        server = LocalPostgres(bin_dir).start()
+        url = server.url
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin_url: str, worker_id: str) -> Iterator[str]:
+    """A migrated database (per xdist worker) that each test's database is copied from."""
+    import sqlalchemy as sa
+
+    name = f"tmpl_{worker_id}_{os.getpid()}"
+    url = create_database(postgres_admin_url, name)
+    Store(url).close()  # Alembic migrations, on PostgreSQL
+    sa.create_engine(url).dispose()
+    yield name
+    drop_database(postgres_admin_url, name)
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def postgres_url(postgres_admin_url: str, postgres_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (a copy of the migrated template)."""
+    import sqlalchemy as sa
+
+    url = create_database(postgres_admin_url, template=postgres_template)
+    yield url
+    drop_database(postgres_admin_url, sa.make_url(url).database or "")
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def any_db_url(request: pytest.FixtureRequest) -> str | None:
+    """Both backends: None (the settings' own SQLite file) or a fresh PostgreSQL database.
+
+    A test module runs on both by overriding ``db_url``: ``def db_url(any_db_url): ...``.
+    """
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db_url() -> str | None:
+    """The database of ``settings``/``store``: None is the SQLite file in the data dir."""
+    return None
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, db_url: str | None) -> Callable[..., Settings]:
     """Settings for a test: defaults + a private data dir; keyword args are env overrides."""
 
     def make(**overrides: str) -> Settings:
         env = base_env(tmp_path)
+        if db_url is not None:
+            env["AGGREGATOR_DATABASE_URL"] = db_url
         env.update({f"AGGREGATOR_{k.upper()}": str(v) for k, v in overrides.items()})
         return load_settings(env=env)
 

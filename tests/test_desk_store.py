@@ -18,6 +18,13 @@ from aggregator.store.desk import LoginBlocked
 from aggregator.store.desk.accounts import MAX_FAILURES_PER_NAME
 from tests.desk_support import AT, DAY, PASSWORD, members, seed, story_of
 
+
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
 REVIEW = timedelta(hours=24)
 
 

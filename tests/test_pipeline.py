@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from pytest_httpserver import HTTPServer
 
 from aggregator.config import Settings
 from aggregator.models import FeedSpec
 from aggregator.pipeline import recluster, refresh_due
 from aggregator.store import Store
+
+
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>{title}</title>{items}</channel></rss>"""

@@ -18,6 +18,14 @@ from aggregator.store import Store
 from tests.conftest import base_env, run_cli
 
 NOW = datetime(2024, 11, 20, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
 AFP = "Le Parlement adopte définitivement la loi sur la fin de vie, au terme de mois de débats"
 NEWS = {
     "BFM": [

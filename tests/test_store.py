@@ -17,6 +17,12 @@ from aggregator.store.schema import metadata
 NOW = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture
+def db_url(any_db_url: str | None) -> str | None:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
 def entry(key: str, title: str = "Titre", minutes: int = 0) -> ParsedEntry:
     return ParsedEntry(
         key=key,
@@ -48,6 +54,8 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(store: Store) -> None:
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite pragmas")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -203,3 +211,52 @@ def test_topics_are_listed_by_activity_and_found_by_slug(store: Store) -> None:
     found = store.topic_by_slug("ukraine")
     assert found is not None and found.label == "Guerre en Ukraine"
     assert store.topic_by_slug("nope") is None
+
+
+def test_claims_lease_due_feeds_to_one_worker_until_the_result_or_expiry(store: Store) -> None:
+    une, monde = two_sections(store)
+    first = store.claim_due(NOW, "w1", 60, 10)
+    assert sorted(s.id for s in first) == sorted([une.id, monde.id])
+    assert store.claim_due(NOW, "w2", 60, 10) == []  # leased: nobody else gets them
+    # The result of a fetch (next_check_at written) ends the lease.
+    store.update_source(une.id, NOW, next_check_at=NOW + timedelta(minutes=30))
+    assert store.claim_due(NOW, "w2", 60, 10) == []  # not due yet; monde still leased
+    # w1 dies: once its lease expires, monde goes to w2, and w1 can no longer renew it.
+    later = NOW + timedelta(seconds=61)
+    assert [s.id for s in store.claim_due(later, "w2", 60, 10)] == [monde.id]
+    assert not store.renew_lease(monde.id, "w1", later, 60)
+    assert store.renew_lease(monde.id, "w2", later, 60)
+    assert store.release_leases("w2") == 1
+    assert [s.id for s in store.claim_due(later, "w3", 60, 10)] == [monde.id]
+
+
+def test_concurrent_claims_never_hand_out_a_feed_twice(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.sync_sources([FeedSpec(f"https://ex{n}.fr/rss", f"Ex {n}") for n in range(60)], NOW)
+
+    def worker(name: str) -> list[int]:
+        got: list[int] = []
+        while batch := store.claim_due(NOW, name, 60, 3):
+            got += [s.id for s in batch]
+        return got
+
+    with ThreadPoolExecutor(4) as pool:
+        claimed = list(pool.map(worker, ["a", "b", "c", "d"]))
+    ids = [i for part in claimed for i in part]
+    print(f"4 threads claimed {len(ids)} feeds of 60, {len(ids) - len(set(ids))} twice")
+    assert sorted(ids) == sorted(s.id for s in store.list_sources())
+
+
+def test_named_lock_has_one_holder_and_frees_itself_when_not_renewed(store: Store) -> None:
+    assert store.acquire_lock("cluster", "p1", NOW, 30)
+    assert not store.acquire_lock("cluster", "p2", NOW + timedelta(seconds=10), 30)
+    assert store.acquire_lock("cluster", "p1", NOW + timedelta(seconds=20), 30)  # renewal
+    assert not store.acquire_lock("cluster", "p2", NOW + timedelta(seconds=45), 30)
+    assert store.acquire_lock("cluster", "p2", NOW + timedelta(seconds=51), 30)  # p1 died
+    assert store.lock_holder("cluster") == "p2"
+    store.release_lock("cluster", "p1")  # not the holder: no effect
+    assert store.lock_holder("cluster") == "p2"
+    with store.holding_lock("cluster", "p3", 30, clock=lambda: NOW + timedelta(hours=1)) as held:
+        assert held and store.lock_holder("cluster") == "p3"
+    assert store.lock_holder("cluster") is None

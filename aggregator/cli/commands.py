@@ -178,12 +178,19 @@ def cluster(app: AppContext, at: datetime | None, full: bool | None, wait: float
 
     While another clustering run (cron or daemon) holds the lock, exits 0 doing nothing.
     """
-    from aggregator.pipeline import recluster
+    from aggregator.pipeline import recluster, worker_id
+    from aggregator.scheduler import CLUSTER_LOCK, CLUSTER_LOCK_SECONDS
 
     if not _take(command_lock(app.settings, "cluster"), wait):
         return
     now = at.replace(tzinfo=UTC) if at is not None else datetime.now(UTC)
-    report = recluster(app.settings, app.store, now, full=full)
+    # The clustering role in the database too: on PostgreSQL a daemon elsewhere may hold it.
+    with app.store.holding_lock(CLUSTER_LOCK, worker_id(), CLUSTER_LOCK_SECONDS) as held:
+        if not held:
+            holder = app.store.lock_holder(CLUSTER_LOCK)
+            click.echo(f"aggregator: {holder} holds the cluster role: nothing done", err=True)
+            return
+        report = recluster(app.settings, app.store, now, full=full)
     click.echo(
         f"{'rebuilt' if report.full else 'placed new articles'}: {report.articles} articles "
         f"in {report.stories} stories, {report.topics} topics "

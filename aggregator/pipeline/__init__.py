@@ -10,6 +10,7 @@ from aggregator.pipeline.refresh import (
     refresh_due,
     refresh_source,
     sync_feed_list,
+    worker_id,
 )
 from aggregator.pipeline.retention import prune
 
@@ -25,4 +26,5 @@ __all__ = [
     "refresh_due",
     "refresh_source",
     "sync_feed_list",
+    "worker_id",
 ]

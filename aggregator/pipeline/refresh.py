@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +74,8 @@ def refresh_source(
     source: Source,
     clock: Clock = utcnow,
     parser: ParsePool | None = None,
+    *,
+    worker: str = "",
 ) -> FeedOutcome:
     """Fetch one feed and store what is new; every failure is recorded, never raised.
 
@@ -91,6 +96,7 @@ def refresh_source(
         outcome = _record_error(settings, store, source, wrapped, clock())
     store.log_fetch(
         source_id=source.id,
+        worker=worker,
         due_at=source.next_check_at,
         started_at=started,
         finished_at=clock(),
@@ -189,6 +195,17 @@ def _record_error(
     return FeedOutcome(source.id, source.url, "error", error=error.message, status=status)
 
 
+def worker_id() -> str:
+    """This process's name in leases and the fetch log: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def claim_batch_size(settings: Settings) -> int:
+    """Feeds claimed at once: enough to keep every fetch thread busy, few enough that a
+    feed rarely waits in this worker while another one idles."""
+    return max(4, settings.fetch.concurrency * 2)
+
+
 def refresh_due(
     settings: Settings,
     store: Store,
@@ -199,46 +216,102 @@ def refresh_due(
     sources: Sequence[Source] | None = None,
     progress: Callable[[int, FeedOutcome], None] | None = None,
     parser: ParsePool | None = None,
+    worker: str | None = None,
 ) -> RefreshReport:
     """Refresh every due feed: hosts in parallel, one request at a time per host, spaced.
 
-    ``progress(total, outcome)`` is called after each feed (progress bars, heartbeats).
+    Due feeds are claimed from the database in small batches with a lease (see
+    ``Store.claim_due``), so several workers, on one machine or several, share the feeds
+    without fetching one twice; the pass ends when no due feed is left that it has not
+    fetched. ``sources`` fetches exactly those feeds instead, without claims.
+    ``progress(done, outcome)`` is called after each feed (progress bars, heartbeats).
     Feeds are parsed by ``parser`` (the daemon keeps one across ticks) or by a worker pool
     started for this pass, on the first feed that needs parsing.
     """
-    due = (
-        list(sources)
-        if sources is not None
-        else store.due_sources(clock(), all_sources=all_sources)
-    )
+    owner = worker or worker_id()
+    lease = settings.fetch.lease_seconds
+    started = clock()
     report = RefreshReport()
-    if not due:
-        return report
-    by_host: dict[str, list[Source]] = defaultdict(list)
-    for source in due:
-        by_host[(urlsplit(source.url).hostname or "").lower()].append(source)
+    given = list(sources) if sources is not None else None
+    exhausted = False
+    # For progress bars: the feeds due when the pass starts (other workers may take some).
+    total = 0
+    if progress is not None:
+        total = (
+            len(given)
+            if given is not None
+            else len(store.due_sources(started, all_sources=all_sources))
+        )
     spacing = settings.fetch.per_host_interval_seconds
     lock = threading.Lock()
+    last_hit: dict[str, float] = {}
 
-    def work_host(queue: list[Source]) -> None:
-        for n, source in enumerate(queue):
+    def claim() -> list[Source]:
+        nonlocal given, exhausted
+        if given is not None:
+            batch, given, exhausted = given, [], True
+            return batch
+        batch = store.claim_due(
+            clock(),
+            owner,
+            lease,
+            claim_batch_size(settings),
+            all_sources=all_sources,
+            fetched_before=started,
+        )
+        exhausted = not batch
+        return batch
+
+    def work_host(host: str, queue: list[Source]) -> None:
+        for source in queue:
             if stop is not None and stop.is_set():
                 return
-            if n and spacing:
-                time.sleep(spacing)
-            outcome = refresh_source(settings, store, fetcher, source, clock, parsers)
             with lock:
+                wait = last_hit.get(host, -spacing) + spacing - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            # Renewing right before the request also checks the lease is still ours: a
+            # feed that waited past its lease may have been taken by another worker.
+            if given is None and not store.renew_lease(source.id, owner, clock(), lease):
+                continue
+            outcome = refresh_source(settings, store, fetcher, source, clock, parsers, worker=owner)
+            with lock:
+                last_hit[host] = time.monotonic()
                 report.outcomes.append(outcome)
                 if progress is not None:
-                    progress(len(due), outcome)
+                    progress(max(total, len(report.outcomes)), outcome)
 
-    with (
-        Fetcher(settings.fetch) as fetcher,
-        nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as parsers,
-        ThreadPoolExecutor(
-            max_workers=min(settings.fetch.concurrency, len(by_host)), thread_name_prefix="fetch"
-        ) as pool,
-    ):
-        for future in [pool.submit(work_host, q) for _, q in sorted(by_host.items())]:
-            future.result()
+    # Host queues run on a pool of ``concurrency`` threads; a host already being fetched
+    # gets its newly claimed feeds queued behind, so it is never hit twice at once.
+    pending: dict[str, list[Source]] = defaultdict(list)
+    running: dict[Future[None], str] = {}
+    threads = max(1, settings.fetch.concurrency)
+    try:
+        with (
+            Fetcher(settings.fetch) as fetcher,
+            nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as parsers,
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool,
+        ):
+            while True:
+                stopping = stop is not None and stop.is_set()
+                queued = sum(len(q) for q in pending.values())
+                if not stopping and not exhausted and len(running) + queued < 2 * threads:
+                    for source in claim():
+                        pending[(urlsplit(source.url).hostname or "").lower()].append(source)
+                busy = set(running.values())
+                for host in [h for h in sorted(pending) if h not in busy]:
+                    if len(running) >= threads or stopping:
+                        break
+                    running[pool.submit(work_host, host, pending.pop(host))] = host
+                if not running:
+                    if stopping or (exhausted and not pending):
+                        break
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    running.pop(future)
+                    future.result()
+    finally:
+        if given is None:
+            store.release_leases(owner)
     return report

@@ -6,8 +6,10 @@ lives in its own module (sources, entries, stories).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -29,6 +31,7 @@ from aggregator.models import (
 )
 from aggregator.store import entries as _entries
 from aggregator.store import feeds as _feeds
+from aggregator.store import locks as _locks
 from aggregator.store import retention as _retention
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
@@ -96,6 +99,83 @@ class Store:
     ) -> list[Source]:
         with read_transaction(self.engine) as conn:
             return _sources.due_sources(conn, now, limit=limit, all_sources=all_sources)
+
+    # -- sharing the feeds between fetch workers (leases; see sources.claim_due)
+    def claim_due(
+        self,
+        now: datetime,
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        *,
+        all_sources: bool = False,
+        fetched_before: datetime | None = None,
+    ) -> list[Source]:
+        with write_transaction(self.engine) as conn:
+            return _sources.claim_due(
+                conn,
+                now,
+                owner,
+                lease_seconds,
+                limit,
+                all_sources=all_sources,
+                fetched_before=fetched_before,
+            )
+
+    def renew_lease(self, source_id: int, owner: str, now: datetime, lease_seconds: float) -> bool:
+        with write_transaction(self.engine) as conn:
+            return _sources.renew_lease(conn, source_id, owner, now, lease_seconds)
+
+    def release_leases(self, owner: str, ids: Sequence[int] | None = None) -> int:
+        with write_transaction(self.engine) as conn:
+            return _sources.release_leases(conn, owner, ids)
+
+    # -- named locks (the clustering role, cron runs): leased rows, renewed while held
+    def acquire_lock(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> bool:
+        with write_transaction(self.engine) as conn:
+            return _locks.acquire(conn, name, owner, now, ttl_seconds)
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with write_transaction(self.engine) as conn:
+            _locks.release(conn, name, owner)
+
+    def lock_holder(self, name: str) -> str | None:
+        with read_transaction(self.engine) as conn:
+            return _locks.holder(conn, name)
+
+    @contextmanager
+    def holding_lock(
+        self,
+        name: str,
+        owner: str,
+        ttl_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> Iterator[bool]:
+        """Hold ``name`` for the block (yields False, holding nothing, when it is taken).
+
+        A thread renews the lease every third of ``ttl_seconds`` while the block runs, so
+        a long run keeps it and a killed process loses it within ``ttl_seconds``.
+        """
+        if not self.acquire_lock(name, owner, clock(), ttl_seconds):
+            yield False
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(ttl_seconds / 3):
+                try:
+                    self.acquire_lock(name, owner, clock(), ttl_seconds)
+                except Exception:  # a database hiccup: the next renewal retries
+                    continue
+
+        renewer = threading.Thread(target=renew, name=f"lock:{name}", daemon=True)
+        renewer.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            renewer.join()
+            self.release_lock(name, owner)
 
     def update_source(self, source_id: int, now: datetime, **values: object) -> None:
         with write_transaction(self.engine) as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.errors import InputError
 from aggregator.models import FeedSpec, Source
+from aggregator.store.entries import insert_ignore
 from aggregator.store.schema import entry_sources, sources
 
 REMOVED_FROM_FILE = "removed from the feeds file"
@@ -78,15 +79,22 @@ def sync_sources(conn: Connection, specs: Sequence[FeedSpec], now: datetime) -> 
     for url, spec in wanted.items():
         row = rows.get(url)
         if row is None:
-            conn.execute(
-                sources.insert().values(
-                    url=url,
-                    outlet=spec.outlet or _outlet_from_url(url),
-                    section=spec.section,
-                    origin="config",
-                    created_at=now,
-                    updated_at=now,
-                )
+            # ON CONFLICT DO NOTHING: several workers starting at once on PostgreSQL all
+            # apply the feeds file; the first insert wins, the others are no-ops.
+            insert_ignore(
+                conn,
+                sources,
+                [
+                    {
+                        "url": url,
+                        "outlet": spec.outlet or _outlet_from_url(url),
+                        "section": spec.section,
+                        "origin": "config",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                ],
+                ["url"],
             )
             counts["added"] += 1
             continue
@@ -187,10 +195,83 @@ def due_sources(
     return [_to_source(r) for r in conn.execute(query)]
 
 
+def claim_due(
+    conn: Connection,
+    now: datetime,
+    owner: str,
+    lease_seconds: float,
+    limit: int,
+    *,
+    all_sources: bool = False,
+    fetched_before: datetime | None = None,
+) -> list[Source]:
+    """Lease up to ``limit`` due feeds to ``owner`` so that no other worker fetches them.
+
+    A feed is claimable when enabled, due (or any feed with ``all_sources``), not leased
+    (or its lease expired: its worker died) and, with ``fetched_before``, not fetched since
+    then (one pass fetches a feed at most once). On PostgreSQL the rows are locked with
+    ``FOR UPDATE SKIP LOCKED``, so concurrent claims never wait for each other nor take
+    the same feed; on SQLite the caller's write transaction (BEGIN IMMEDIATE) serialises
+    claims. The lease ends when the fetch result writes ``next_check_at``.
+    """
+    query = sa.select(sources.c.id).where(
+        sources.c.disabled.is_(False),
+        sa.or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
+    )
+    if not all_sources:
+        query = query.where(
+            sa.or_(sources.c.next_check_at.is_(None), sources.c.next_check_at <= now)
+        )
+    if fetched_before is not None:
+        query = query.where(
+            sa.or_(sources.c.last_fetched_at.is_(None), sources.c.last_fetched_at < fetched_before)
+        )
+    query = (
+        query.order_by(sources.c.next_check_at.is_not(None), sources.c.next_check_at, sources.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(conn.scalars(query))
+    if not ids:
+        return []
+    conn.execute(
+        sources.update()
+        .where(sources.c.id.in_(ids))
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    rows = conn.execute(sa.select(sources).where(sources.c.id.in_(ids)))
+    order = {source_id: n for n, source_id in enumerate(ids)}
+    return sorted((_to_source(r) for r in rows), key=lambda s: order[s.id])
+
+
+def renew_lease(
+    conn: Connection, source_id: int, owner: str, now: datetime, lease_seconds: float
+) -> bool:
+    """Extend ``owner``'s lease on a feed; False when it lost it (expired and re-claimed)."""
+    updated = conn.execute(
+        sources.update()
+        .where(sources.c.id == source_id, sources.c.lease_owner == owner)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    return bool(updated.rowcount)
+
+
+def release_leases(conn: Connection, owner: str, ids: Iterable[int] | None = None) -> int:
+    """Give back feeds ``owner`` claimed but did not fetch (stopping, a pass cut short)."""
+    query = sources.update().where(sources.c.lease_owner == owner)
+    if ids is not None:
+        query = query.where(sources.c.id.in_(list(ids)))
+    return conn.execute(query.values(lease_owner=None, lease_until=None)).rowcount
+
+
 def update_source(conn: Connection, source_id: int, now: datetime, **values: Any) -> None:
+    """Write fetch state; writing ``next_check_at`` (a fetch's result) ends its lease."""
     unknown = set(values) - FETCH_STATE_COLUMNS
     if unknown:
         raise ValueError(f"not a fetch-state column: {sorted(unknown)}")
+    if "next_check_at" in values:
+        values.setdefault("lease_owner", None)
+        values.setdefault("lease_until", None)
     conn.execute(sources.update().where(sources.c.id == source_id).values(**values, updated_at=now))
 
 
