@@ -60,6 +60,8 @@ class DaemonState:
     last_beat: dict[str, datetime] = field(default_factory=dict)
     last_error: dict[str, str] = field(default_factory=dict)
     scheduler: BackgroundScheduler | None = None
+    # This process's name in leases, locks and the fetch log.
+    worker: str = field(default_factory=worker_id)
     _idle: threading.Condition = field(default_factory=threading.Condition)
 
     def beat(self, job: str) -> None:
@@ -147,7 +149,7 @@ def build_scheduler(
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
     state.scheduler = scheduler
     now = datetime.now(UTC)
-    worker = worker_id()
+    worker = state.worker
     analyzer = make_analyzer(settings) if cluster else None
     sqlite = is_sqlite(settings)
     fetch_lock = command_lock(settings, "fetch") if sqlite else None
@@ -160,6 +162,8 @@ def build_scheduler(
     parser = ParsePool(settings.fetch)
 
     def fetch_pass() -> None:
+        if fetch_lock is not None:  # SQLite: the fetch lock is ours, other leases are stale
+            store.release_leases(None)
         report = refresh_due(
             settings,
             store,

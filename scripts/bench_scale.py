@@ -145,7 +145,7 @@ def run_phase(
         AGGREGATOR_FETCH_ALLOW_PRIVATE_NETWORKS="true",
         AGGREGATOR_FETCH_PER_HOST_INTERVAL_SECONDS=str(args.per_host_interval),
         AGGREGATOR_FETCH_CONCURRENCY=str(args.concurrency),
-        AGGREGATOR_FETCH_POLL_SECONDS="1",
+        AGGREGATOR_FETCH_TICK_SECONDS="1",
         AGGREGATOR_LOG_LEVEL="WARNING",
     )
     # The feeds file applied once, as an operator would before starting workers.

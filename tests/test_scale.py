@@ -136,7 +136,7 @@ def worker_env(tmp: Path, db: str, feeds: Path, **extra: str) -> dict[str, str]:
         tmp,
         AGGREGATOR_DATABASE_URL=db,
         AGGREGATOR_FEEDS_FILE=str(feeds),
-        AGGREGATOR_FETCH_POLL_SECONDS="0.5",
+        AGGREGATOR_FETCH_TICK_SECONDS="0.5",
         AGGREGATOR_LOG_LEVEL="INFO",
         **extra,
     )

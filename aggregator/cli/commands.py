@@ -17,6 +17,7 @@ from aggregator.cli.progress import Progress
 from aggregator.cli.users import users
 from aggregator.errors import InputError, LockedError
 from aggregator.locks import FileLock, command_lock, daemon_lock, is_sqlite
+from aggregator.store import Store
 
 pass_ctx = click.make_pass_decorator(AppContext)
 
@@ -96,7 +97,11 @@ def run(app: AppContext, role: str) -> None:
         state.stop.set()
         scheduler.shutdown(wait=False)
         if not state.wait_idle(SHUTDOWN_GRACE_SECONDS):
-            abandon("stopped (in-flight fetches abandoned: still due, fetched next time)", 0)
+            abandon(
+                "stopped (in-flight fetches abandoned: still due, fetched next time)",
+                0,
+                cleanup=lambda: _give_back(store, state.worker),
+            )
     click.echo("aggregator: stopped", err=True)
 
 
@@ -108,6 +113,15 @@ WAIT_OPTION = click.option(
     metavar="SECONDS",
     help="When another run holds the lock, wait this long for it; then exit 0 doing nothing.",
 )
+
+
+def _give_back(store: Store, worker: str) -> None:
+    """Before exiting with work abandoned: the feeds and the clustering role ``worker``
+    holds go back at once (other workers would otherwise wait for the leases to expire)."""
+    from aggregator.scheduler import CLUSTER_LOCK
+
+    store.release_leases(worker)
+    store.release_lock(CLUSTER_LOCK, worker)
 
 
 def _take(lock: FileLock, wait: float) -> bool:
@@ -132,11 +146,16 @@ def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
     another fetch pass (cron or daemon) holds the lock, this one exits 0 doing nothing.
     SIGTERM stops it within seconds (exit 143; Ctrl-C 130); unfinished feeds stay due.
     """
-    from aggregator.pipeline import refresh_due
+    from aggregator.pipeline import refresh_due, worker_id
 
     if not _take(command_lock(app.settings, "fetch"), wait):
         return
-    stop = OneShotStop("fetch").install()
+    if is_sqlite(app.settings):
+        # The fetch lock is ours, so no other fetcher runs on this database: leases left
+        # by one that was killed are stale, and its feeds are fetched now, not in minutes.
+        app.store.release_leases(None)
+    owner = worker_id()
+    stop = OneShotStop("fetch", cleanup=lambda: _give_back(app.store, owner)).install()
     with Progress("fetch", "feeds") as bar:
         report = refresh_due(
             app.settings,
@@ -144,6 +163,7 @@ def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
             all_sources=all_sources,
             stop=stop.event,
             progress=lambda total, _: bar.advance(total),
+            worker=owner,
         )
     stop.finished.set()
     for o in report.errors:

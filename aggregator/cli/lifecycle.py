@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import click
@@ -27,8 +28,16 @@ SHUTDOWN_GRACE_SECONDS = 2.0
 EXIT_SIGNAL_BASE = 128
 
 
-def abandon(message: str, code: int) -> None:
-    """Exit now, leaving work threads behind (they hold no commit the database would keep)."""
+def abandon(message: str, code: int, cleanup: Callable[[], object] | None = None) -> None:
+    """Exit now, leaving work threads behind (they hold no commit the database would keep).
+
+    ``cleanup`` runs first, best effort: giving back the feeds this process had claimed,
+    so that other workers need not wait for the leases to expire."""
+    if cleanup is not None:
+        try:
+            cleanup()
+        except Exception:  # exiting anyway: the leases expire on their own
+            log.exception("cleanup before exit failed")
     log.warning("%s", message)
     click.echo(f"aggregator: {message}", err=True)
     for handler in logging.getLogger().handlers:
@@ -41,8 +50,9 @@ def abandon(message: str, code: int) -> None:
 class OneShotStop:
     """SIGTERM/SIGINT set ``event``; work still running after the grace is abandoned."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, cleanup: Callable[[], object] | None = None) -> None:
         self.what = what
+        self.cleanup = cleanup
         self.event = threading.Event()
         self.finished = threading.Event()
         self.exit_code = EXIT_SIGNAL_BASE + signal.SIGTERM
@@ -62,4 +72,4 @@ class OneShotStop:
 
     def _watchdog(self) -> None:
         if not self.finished.wait(SHUTDOWN_GRACE_SECONDS):
-            abandon(f"{self.what} stopped: in-flight work abandoned", self.exit_code)
+            abandon(f"{self.what} stopped: in-flight work abandoned", self.exit_code, self.cleanup)

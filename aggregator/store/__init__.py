@@ -126,7 +126,7 @@ class Store:
         with write_transaction(self.engine) as conn:
             return _sources.renew_lease(conn, source_id, owner, now, lease_seconds)
 
-    def release_leases(self, owner: str, ids: Sequence[int] | None = None) -> int:
+    def release_leases(self, owner: str | None, ids: Sequence[int] | None = None) -> int:
         with write_transaction(self.engine) as conn:
             return _sources.release_leases(conn, owner, ids)
 

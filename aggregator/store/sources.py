@@ -256,9 +256,13 @@ def renew_lease(
     return bool(updated.rowcount)
 
 
-def release_leases(conn: Connection, owner: str, ids: Iterable[int] | None = None) -> int:
-    """Give back feeds ``owner`` claimed but did not fetch (stopping, a pass cut short)."""
-    query = sources.update().where(sources.c.lease_owner == owner)
+def release_leases(conn: Connection, owner: str | None, ids: Iterable[int] | None = None) -> int:
+    """Give back feeds ``owner`` claimed but did not fetch (stopping, a pass cut short);
+    ``owner=None``: every lease, whoever holds it (only for a process that knows no other
+    fetcher runs, e.g. one holding the SQLite fetch lock after a crash)."""
+    query = sources.update().where(
+        sources.c.lease_owner.is_not(None) if owner is None else sources.c.lease_owner == owner
+    )
     if ids is not None:
         query = query.where(sources.c.id.in_(list(ids)))
     return conn.execute(query.values(lease_owner=None, lease_until=None)).rowcount
