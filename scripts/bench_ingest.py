@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """How fast is ingestion? The real feeds of ../shared/data/feeds, end to end, side by side:
 
-- ``aggregator``: every feed served by scripts/replay_server.py on 127.0.0.1 and ingested
-  into a fresh SQLite database by ``refresh_due`` (fetch, parse, store, reschedule; per-host
-  spacing 0), i.e. whatever the pipeline does, worker pools included;
+- ``aggregator``: every feed served by scripts/replay_server.py, each outlet on its own
+  loopback address (127.0.1.1, 127.0.1.2, ...: as on the internet, where an outlet is a
+  host and per-host politeness applies to it), and ingested into a fresh SQLite database
+  by ``refresh_due`` (fetch, parse, store, reschedule; per-host spacing 0), i.e. whatever
+  the pipeline does, worker pools included;
 - ``feedparser``: bare ``feedparser.parse`` (defaults) on the same bytes, in memory, no
   HTTP and no database (the baseline the issue names);
-- ``reader``: lemon24/reader ingesting the same feeds from the same server through its own
-  update path into its own fresh SQLite database;
+- ``reader``: lemon24/reader ingesting the same feeds from the same servers through its own
+  update path into its own fresh SQLite database, with as many workers as our
+  ``[fetch] concurrency`` (8);
 - ``second pass``: ``refresh_due`` again over the unchanged feeds (conditional GETs: 304).
 
 Figures are feed items processed per second (the same item count for all three). Each case
@@ -38,11 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from replay_server import ReplayServer, feed_files  # noqa: E402
+from replay_server import ReplayServer, feed_files, load_manifest, toml_string  # noqa: E402
 
 from aggregator.config import load_settings  # noqa: E402
 from aggregator.pipeline import refresh_due, sync_feed_list  # noqa: E402
 from aggregator.store import Store  # noqa: E402
+
+# reader fetches with this many threads: as many as aggregator's [fetch] concurrency.
+READER_WORKERS = 8
 
 
 def default_root() -> Path:
@@ -60,7 +66,7 @@ def bare_feedparser(files: list[Path]) -> Callable[[], int]:
 
 
 def ours(
-    server: ReplayServer, work: Path, state: dict[str, object]
+    server: OutletServers, work: Path, state: dict[str, object]
 ) -> tuple[Callable[[], int], Callable[[], float]]:
     """(first pass into a fresh database -> entries stored, then second pass -> seconds).
 
@@ -98,7 +104,47 @@ def ours(
     return first, second
 
 
-def with_reader(server: ReplayServer, files: list[Path], work: Path) -> Callable[[], int]:
+class OutletServers:
+    """One replay server per outlet of the manifest, each on its own loopback address."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest = load_manifest(root)
+        outlets = sorted({self._outlet(p) for p in feed_files(root)})
+        self.servers = {
+            outlet: ReplayServer(root, host=f"127.0.1.{n + 1}") for n, outlet in enumerate(outlets)
+        }
+
+    def _outlet(self, path: Path) -> str:
+        return self.manifest.get(str(path.resolve()), {}).get("outlet") or path.parent.name
+
+    def url_for(self, path: Path) -> str:
+        return self.servers[self._outlet(path)].url_for(path)
+
+    def write_feeds(self, out: Path) -> None:
+        lines = []
+        for path in feed_files(self.root):
+            row = self.manifest.get(str(path.resolve()), {})
+            lines += [
+                "[[feeds]]",
+                f"url = {toml_string(self.url_for(path))}",
+                f"outlet = {toml_string(self._outlet(path))}",
+                f"section = {toml_string(row.get('section') or path.stem)}",
+                "",
+            ]
+        out.write_text("\n".join(lines), encoding="utf-8")
+
+    def __enter__(self) -> OutletServers:
+        for server in self.servers.values():
+            server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def with_reader(server: OutletServers, files: list[Path], work: Path) -> Callable[[], int]:
     from reader import make_reader
 
     def run() -> int:
@@ -107,7 +153,7 @@ def with_reader(server: ReplayServer, files: list[Path], work: Path) -> Callable
         try:
             for path in files:
                 r.add_feed(server.url_for(path))
-            r.update_feeds(workers=1)
+            r.update_feeds(workers=READER_WORKERS)
             return int(r.get_entry_counts().total or 0)
         finally:
             r.close()
@@ -130,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, float] = {}
     counts: dict[str, int] = {}
     second_best = float("inf")
-    with tempfile.TemporaryDirectory() as work_dir, ReplayServer(args.root) as server:
+    with tempfile.TemporaryDirectory() as work_dir, OutletServers(args.root) as server:
         work = Path(work_dir)
         state: dict[str, object] = {}
         first, second = ours(server, work, state)
