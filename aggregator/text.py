@@ -47,13 +47,17 @@ _MOJIBAKE_HINT = re.compile(
 )
 
 
-def repair_text(value: str) -> str:
-    """Mojibake repaired (a feed declared ISO-8859-1 sending UTF-8: "Ã‰lection"), NFC,
-    no XML-illegal characters; spacing and correct text left exactly as they are."""
+def _fix_mojibake(value: str) -> str:
     if _MOJIBAKE_HINT.search(value):
         # fix_encoding only: no quote uncurling or other "fixes" of correct French text.
         value = ftfy.fix_encoding(value)
-    return _XML_ILLEGAL.sub("", unicodedata.normalize("NFC", value))
+    return value
+
+
+def repair_text(value: str) -> str:
+    """Mojibake repaired (a feed declared ISO-8859-1 sending UTF-8: "Ã‰lection"), NFC,
+    no XML-illegal characters; spacing and correct text left exactly as they are."""
+    return _XML_ILLEGAL.sub("", unicodedata.normalize("NFC", _fix_mojibake(value)))
 
 
 def html_to_text(fragment: str) -> str:
@@ -71,7 +75,7 @@ def html_to_text(fragment: str) -> str:
     # Decoding may reveal tags that were escaped in the source ("&lt;b&gt;"): drop them too.
     if "<" in fragment:
         fragment = _TAG.sub("", fragment)
-    return clean_text(repair_text(fragment))
+    return clean_text(_fix_mojibake(fragment))  # clean_text: NFC, XML-legal
 
 
 def fold_accents(value: str) -> str:
@@ -182,15 +186,12 @@ class FrenchAnalyzer:
         "Ukraine") are replaced by their canonical word first.
         """
         cache = self._stem_cache
-        missing = [w for w in words if w not in cache]
+        if len(cache) >= STEM_CACHE_SIZE:
+            cache.clear()
+        missing = [w for w in dict.fromkeys(words) if w not in cache]
         if missing:
-            folded = [fold_accents(w) for w in missing]
-            if self.aliases:
-                folded = [self.aliases.get(w, w) for w in folded]
-            if len(cache) >= STEM_CACHE_SIZE:
-                cache.clear()
+            folded = [self._fold_alias(w) for w in missing]
             cache.update(zip(missing, _stemmer().stemWords(folded), strict=True))
-            return [cache.get(w) or _stemmer().stemWord(self._fold_alias(w)) for w in words]
         return [cache[w] for w in words]
 
     def _fold_alias(self, word: str) -> str:
