@@ -24,7 +24,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator import metrics
 from aggregator.config import Settings
 from aggregator.locks import FileLock, command_lock, is_sqlite
-from aggregator.pipeline import ParsePool, make_analyzer, prune, recluster, refresh_due, worker_id
+from aggregator.pipeline import (
+    ParsePool,
+    clustering_role,
+    make_analyzer,
+    prune,
+    recluster,
+    refresh_due,
+    worker_id,
+)
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,10 +47,6 @@ RETENTION_FIRST_DELAY_SECONDS = 120
 # A job that has neither started nor reported progress for this long means a stuck
 # scheduler (/healthz says so); a fetch pass reports after every feed.
 STALE_JOB_SECONDS = 900
-# The clustering role: one process at a time holds this leased row of the locks table
-# (renewed while a run lasts; a killed holder loses it after CLUSTER_LOCK_SECONDS).
-CLUSTER_LOCK = "cluster"
-CLUSTER_LOCK_SECONDS = 120.0
 
 
 @dataclass
@@ -162,8 +166,6 @@ def build_scheduler(
     parser = ParsePool(settings.fetch)
 
     def fetch_pass() -> None:
-        if fetch_lock is not None:  # SQLite: the fetch lock is ours, other leases are stale
-            store.release_leases(None)
         report = refresh_due(
             settings,
             store,
@@ -171,6 +173,7 @@ def build_scheduler(
             progress=lambda total, o: state.beat("fetch"),
             parser=parser,
             worker=worker,
+            only_fetcher=fetch_lock is not None,  # SQLite: the fetch lock is held
         )
         state.last_fetch_pass = datetime.now(UTC)
         if report.outcomes:
@@ -186,11 +189,8 @@ def build_scheduler(
                 scheduler.modify_job("cluster", next_run_time=datetime.now(UTC))
 
     def cluster_run() -> None:
-        with store.holding_lock(CLUSTER_LOCK, worker, CLUSTER_LOCK_SECONDS) as held:
+        with clustering_role(store, worker) as held:
             if not held:
-                log.info(
-                    "clustering skipped: %s holds the cluster role", store.lock_holder(CLUSTER_LOCK)
-                )
                 return
             state.dirty.clear()
             log.info("clustering started by %s", worker)

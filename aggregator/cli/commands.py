@@ -118,7 +118,7 @@ WAIT_OPTION = click.option(
 def _give_back(store: Store, worker: str) -> None:
     """Before exiting with work abandoned: the feeds and the clustering role ``worker``
     holds go back at once (other workers would otherwise wait for the leases to expire)."""
-    from aggregator.scheduler import CLUSTER_LOCK
+    from aggregator.pipeline import CLUSTER_LOCK
 
     store.release_leases(worker)
     store.release_lock(CLUSTER_LOCK, worker)
@@ -150,10 +150,6 @@ def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
 
     if not _take(command_lock(app.settings, "fetch"), wait):
         return
-    if is_sqlite(app.settings):
-        # The fetch lock is ours, so no other fetcher runs on this database: leases left
-        # by one that was killed are stale, and its feeds are fetched now, not in minutes.
-        app.store.release_leases(None)
     owner = worker_id()
     stop = OneShotStop("fetch", cleanup=lambda: _give_back(app.store, owner)).install()
     with Progress("fetch", "feeds") as bar:
@@ -164,6 +160,7 @@ def fetch(app: AppContext, all_sources: bool, wait: float) -> None:
             stop=stop.event,
             progress=lambda total, _: bar.advance(total),
             worker=owner,
+            only_fetcher=is_sqlite(app.settings),  # SQLite: the fetch lock is ours
         )
     stop.finished.set()
     for o in report.errors:
@@ -198,14 +195,13 @@ def cluster(app: AppContext, at: datetime | None, full: bool | None, wait: float
 
     While another clustering run (cron or daemon) holds the lock, exits 0 doing nothing.
     """
-    from aggregator.pipeline import recluster, worker_id
-    from aggregator.scheduler import CLUSTER_LOCK, CLUSTER_LOCK_SECONDS
+    from aggregator.pipeline import CLUSTER_LOCK, clustering_role, recluster, worker_id
 
     if not _take(command_lock(app.settings, "cluster"), wait):
         return
     now = at.replace(tzinfo=UTC) if at is not None else datetime.now(UTC)
     # The clustering role in the database too: on PostgreSQL a daemon elsewhere may hold it.
-    with app.store.holding_lock(CLUSTER_LOCK, worker_id(), CLUSTER_LOCK_SECONDS) as held:
+    with clustering_role(app.store, worker_id()) as held:
         if not held:
             holder = app.store.lock_holder(CLUSTER_LOCK)
             click.echo(f"aggregator: {holder} holds the cluster role: nothing done", err=True)

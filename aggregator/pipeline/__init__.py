@@ -3,7 +3,14 @@ recluster the window. Scheduler, web app and CLI call these; nothing else chains
 """
 
 from aggregator.pipeline.parsing import ParsePool
-from aggregator.pipeline.recluster import cluster_file, cluster_params, make_analyzer, recluster
+from aggregator.pipeline.recluster import (
+    CLUSTER_LOCK,
+    cluster_file,
+    cluster_params,
+    clustering_role,
+    make_analyzer,
+    recluster,
+)
 from aggregator.pipeline.refresh import (
     FeedOutcome,
     RefreshReport,
@@ -15,11 +22,13 @@ from aggregator.pipeline.refresh import (
 from aggregator.pipeline.retention import prune
 
 __all__ = [
+    "CLUSTER_LOCK",
     "FeedOutcome",
     "ParsePool",
     "RefreshReport",
     "cluster_file",
     "cluster_params",
+    "clustering_role",
     "make_analyzer",
     "prune",
     "recluster",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,23 @@ def cluster_params(settings: Settings) -> ClusterParams:
 
 # meta key: when the last full rebuild of the story window ran (ISO 8601, UTC).
 LAST_REBUILD_KEY = "cluster.last_full_rebuild"
+# The clustering role: one process at a time (daemon tick or `aggregator cluster`) holds
+# this leased row of the locks table, renewed while a run lasts; a killed holder loses it
+# after CLUSTER_LOCK_SECONDS.
+CLUSTER_LOCK = "cluster"
+CLUSTER_LOCK_SECONDS = 120.0
+
+
+@contextmanager
+def clustering_role(store: Store, owner: str) -> Iterator[bool]:
+    """Hold the clustering role for the block; yields False (and logs who has it) when
+    another process holds it, and the block must then do nothing."""
+    with store.holding_lock(CLUSTER_LOCK, owner, CLUSTER_LOCK_SECONDS) as held:
+        if not held:
+            log.info(
+                "clustering skipped: %s holds the cluster role", store.lock_holder(CLUSTER_LOCK)
+            )
+        yield held
 
 
 @dataclass(frozen=True, slots=True)

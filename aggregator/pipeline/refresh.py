@@ -217,6 +217,7 @@ def refresh_due(
     progress: Callable[[int, FeedOutcome], None] | None = None,
     parser: ParsePool | None = None,
     worker: str | None = None,
+    only_fetcher: bool = False,
 ) -> RefreshReport:
     """Refresh every due feed: hosts in parallel, one request at a time per host, spaced.
 
@@ -226,9 +227,14 @@ def refresh_due(
     fetched. ``sources`` fetches exactly those feeds instead, without claims.
     ``progress(done, outcome)`` is called after each feed (progress bars, heartbeats).
     Feeds are parsed by ``parser`` (the daemon keeps one across ticks) or by a worker pool
-    started for this pass, on the first feed that needs parsing.
+    started for this pass, on the first feed that needs parsing. ``only_fetcher``: the caller
+    knows no other fetcher runs on this database (it holds the SQLite fetch lock), so any
+    lease left is stale (a killed fetcher's) and is cleared first: those feeds are fetched
+    now rather than when their lease runs out.
     """
     owner = worker or worker_id()
+    if only_fetcher and sources is None:
+        store.release_leases(None)
     lease = settings.fetch.lease_seconds
     started = clock()
     report = RefreshReport()
