@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urljoin
 
 import ftfy
 import nh3
@@ -265,12 +266,33 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 
 
-def sanitize_html(fragment: str) -> str:
-    """Allowlist-sanitise an HTML fragment (nh3, the Rust ammonia library)."""
+# An href/src/cite that is neither absolute (scheme:), protocol-relative, nor a fragment.
+_RELATIVE_URL = re.compile(
+    r"""\b(?:href|src|cite)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:|//|#)""", re.IGNORECASE
+)
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
+
+
+def sanitize_html(fragment: str, *, base_url: str = "") -> str:
+    """Allowlist-sanitise an HTML fragment (nh3, the Rust ammonia library).
+
+    With ``base_url``, relative links and images are made absolute against it: the
+    fragment is republished under another URL, where they would point nowhere. The
+    attribute filter (a Python call per attribute) runs only for fragments that have one.
+    """
+    resolve = None
+    if base_url and _RELATIVE_URL.search(fragment):
+
+        def resolve(_tag: str, attribute: str, value: str) -> str:
+            if attribute not in _URL_ATTRIBUTES or value.startswith("#"):
+                return value
+            return urljoin(base_url, value)
+
     return nh3.clean(
         fragment,
         tags=set(ALLOWED_TAGS),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=resolve,
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,

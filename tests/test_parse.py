@@ -36,6 +36,26 @@ def test_parse_cleans_titles_and_summaries_and_keys_entries() -> None:
     assert third.key == parse_feed(RSS).entries[2].key  # stable across parses
 
 
+def test_relative_links_in_summaries_become_absolute_against_the_feed_url() -> None:
+    # Republished under our URL, a relative link or image would point nowhere.
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>a</title><link>/article-1</link><description>"
+        b'&lt;p&gt;&lt;a href="/politique/article-2"&gt;lire&lt;/a&gt; '
+        b'&lt;img src="img/photo.jpg"&gt; &lt;a href="https://autre.fr/x"&gt;ailleurs&lt;/a&gt; '
+        b'&lt;a href="#note"&gt;note&lt;/a&gt; &lt;a href="javascript:alert(1)"&gt;j&lt;/a&gt;&lt;/p&gt;'
+        b"</description></item></channel></rss>"
+    )
+    (entry,) = parse_feed(body, url="https://www.ex.fr/rss/une.xml").entries
+    assert entry.link == "https://www.ex.fr/article-1"
+    html = entry.summary_html
+    assert 'href="https://www.ex.fr/politique/article-2"' in html
+    assert 'src="https://www.ex.fr/rss/img/photo.jpg"' in html
+    assert 'href="https://autre.fr/x"' in html
+    assert 'href="#note"' in html
+    assert "javascript" not in html
+
+
 def test_entry_key_prefers_guid_then_link_then_hash() -> None:
     assert entry_key("g", "l", "t", "d") == "g"
     assert entry_key("", "l", "t", "d") == "l"

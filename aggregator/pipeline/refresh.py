@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ from aggregator import metrics
 from aggregator.config import Settings, load_feed_list
 from aggregator.errors import FeedError, FetchError
 from aggregator.fetch import Fetcher
-from aggregator.models import FetchResult, Source
+from aggregator.models import FetchResult, ParsedEntry, Source
 from aggregator.pipeline.parsing import ParsePool
 from aggregator.pipeline.schedule import next_check_after_error, next_check_after_success
 from aggregator.store import Store
@@ -82,29 +82,60 @@ def refresh_source(
     ``parser`` is the pass's worker pool; without one, a pool is started for this feed.
     """
     started = clock()
+    fetched = fetch_source(fetcher, source)
+    with nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as pool:
+        return finish_source(settings, store, source, fetched, started, pool, clock, worker=worker)
+
+
+def fetch_source(fetcher: Fetcher, source: Source) -> FetchResult | FeedError:
+    """The network half of a refresh: the response, or the error that is the feed's outcome."""
     try:
-        result = fetcher.fetch_feed(
-            source.url, etag=source.etag, last_modified=source.last_modified
-        )
-        with nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as pool:
-            outcome = _store_result(settings, store, source, result, clock(), pool)
+        return fetcher.fetch_feed(source.url, etag=source.etag, last_modified=source.last_modified)
     except FeedError as e:
-        outcome = _record_error(settings, store, source, e, clock())
+        return e
+    except Exception as e:  # a hostile server must cost that feed, never the daemon
+        log.exception("unexpected error fetching %s", source.url)
+        return FeedError(source.url, f"internal error: {type(e).__name__}: {e}")
+
+
+def finish_source(
+    settings: Settings,
+    store: Store,
+    source: Source,
+    fetched: FetchResult | FeedError,
+    started: datetime,
+    parser: ParsePool,
+    clock: Clock = utcnow,
+    *,
+    worker: str = "",
+) -> FeedOutcome:
+    """The local half: parse if needed, then one transaction for the entries, the feed's
+    new state and its fetch-log row. Failures are recorded as the feed's error."""
+    now = clock()
+    log_row: dict[str, object] = {
+        "source_id": source.id,
+        "worker": worker,
+        "due_at": source.next_check_at,
+        "started_at": started,
+    }
+    try:
+        if isinstance(fetched, FeedError):
+            raise fetched
+        outcome, state, parsed = _plan_result(settings, store, source, fetched, now, parser)
+        log_row.update(finished_at=clock(), outcome=outcome.outcome, status=outcome.status)
+        report = store.finish_fetch(source, now, state, log_row, parsed)
+        if report is not None:
+            outcome = replace(outcome, new_entries=len(report.new_ids))
     except Exception as e:  # a hostile feed must cost that feed, never the daemon
-        log.exception("unexpected error refreshing %s", source.url)
-        wrapped = FeedError(source.url, f"internal error: {type(e).__name__}: {e}")
-        outcome = _record_error(settings, store, source, wrapped, clock())
-    store.log_fetch(
-        source_id=source.id,
-        worker=worker,
-        due_at=source.next_check_at,
-        started_at=started,
-        finished_at=clock(),
-        outcome=outcome.outcome,
-        status=outcome.status,
-        new_entries=outcome.new_entries,
-        error=outcome.error,
-    )
+        error = e if isinstance(e, FeedError) else None
+        if error is None:
+            log.exception("unexpected error refreshing %s", source.url)
+            error = FeedError(source.url, f"internal error: {type(e).__name__}: {e}")
+        outcome, state = _error_result(settings, source, error, now)
+        log_row.update(
+            finished_at=clock(), outcome="error", status=outcome.status, error=outcome.error
+        )
+        store.finish_fetch(source, now, state, log_row)
     metrics.record_fetch(outcome.outcome, outcome.new_entries)
     return outcome
 
@@ -124,14 +155,18 @@ def _redirect_state(store: Store, source: Source, result: FetchResult) -> dict[s
     return {"redirect_url": result.url, "redirect_count": count}
 
 
-def _store_result(
+def _plan_result(
     settings: Settings,
     store: Store,
     source: Source,
     result: FetchResult,
     now: datetime,
     parser: ParsePool,
-) -> FeedOutcome:
+) -> tuple[FeedOutcome, dict[str, object], Sequence[ParsedEntry] | None]:
+    """What a response means: (outcome, the feed's new state, entries to store or None).
+
+    A 304 or a body identical to the last one (hash) costs no parsing and stores nothing.
+    """
     state: dict[str, object] = {
         "last_fetched_at": now,
         "last_status": result.status,
@@ -142,14 +177,13 @@ def _store_result(
     }
     if result.not_modified:
         state["next_check_at"] = next_check_after_success(now, settings.fetch, result.headers, None)
-        store.update_source(source.id, now, last_success_at=now, **state)
-        return FeedOutcome(source.id, source.url, "not_modified", status=304)
+        state["last_success_at"] = now
+        return FeedOutcome(source.id, source.url, "not_modified", status=304), state, None
     digest = hashlib.sha256(result.content).hexdigest()
     state.update(etag=result.etag, last_modified=result.last_modified, last_success_at=now)
     if digest == source.content_hash:
         state["next_check_at"] = next_check_after_success(now, settings.fetch, result.headers, None)
-        store.update_source(source.id, now, **state)
-        return FeedOutcome(source.id, source.url, "unchanged", status=result.status)
+        return FeedOutcome(source.id, source.url, "unchanged", status=result.status), state, None
     with metrics.PARSE_SECONDS.time():
         parsed = parser.parse(
             result.content,
@@ -167,15 +201,12 @@ def _store_result(
         state["title"] = parsed.title
     if parsed.warning:
         log.info("%s: %s", source.url, parsed.warning)
-    report = store.save_fetch(source, parsed.entries, now, **state)
-    return FeedOutcome(
-        source.id, source.url, "ok", new_entries=len(report.new_ids), status=result.status
-    )
+    return FeedOutcome(source.id, source.url, "ok", status=result.status), state, parsed.entries
 
 
-def _record_error(
-    settings: Settings, store: Store, source: Source, error: FeedError, now: datetime
-) -> FeedOutcome:
+def _error_result(
+    settings: Settings, source: Source, error: FeedError, now: datetime
+) -> tuple[FeedOutcome, dict[str, object]]:
     count = source.error_count + 1
     status = error.status if isinstance(error, FetchError) else None
     retry_after = error.retry_after if isinstance(error, FetchError) else None
@@ -189,10 +220,10 @@ def _record_error(
     }
     if status == 410:
         state.update(disabled=True, disabled_reason="the server says the feed is gone (HTTP 410)")
-    store.update_source(source.id, now, **state)
     metrics.record_feed_error(error)
     log.warning("feed error: %s", error)
-    return FeedOutcome(source.id, source.url, "error", error=error.message, status=status)
+    outcome = FeedOutcome(source.id, source.url, "error", error=error.message, status=status)
+    return outcome, state
 
 
 def worker_id() -> str:
@@ -251,55 +282,102 @@ def refresh_due(
     spacing = settings.fetch.per_host_interval_seconds
     lock = threading.Lock()
     last_hit: dict[str, float] = {}
+    # When this worker last claimed or renewed each feed's lease.
+    leased_at: dict[int, datetime] = {}
+    threads = max(1, settings.fetch.concurrency)
+    # Responses fetched but not yet stored: bounded, so a fast host cannot pile up bodies.
+    in_flight = threading.BoundedSemaphore(threads + settings.fetch.parse_workers)
+    stored: list[Future[None]] = []
+    failures: list[BaseException] = []  # storage failures: the pass stops taking work
 
     def claim() -> list[Source]:
         nonlocal given, exhausted
         if given is not None:
             batch, given, exhausted = given, [], True
             return batch
+        now = clock()
         batch = store.claim_due(
-            clock(),
+            now,
             owner,
             lease,
             claim_batch_size(settings),
             all_sources=all_sources,
             fetched_before=started,
         )
+        leased_at.update((source.id, now) for source in batch)
         exhausted = not batch
         return batch
 
+    def still_ours(source: Source) -> bool:
+        """Renew the lease once a third of it has gone; False when it was lost (a feed that
+        waited past its lease may have been taken by another worker)."""
+        if given is not None:
+            return True
+        now = clock()
+        if (now - leased_at.get(source.id, started)).total_seconds() < lease / 3:
+            return True
+        if not store.renew_lease(source.id, owner, now, lease):
+            return False
+        leased_at[source.id] = now
+        return True
+
+    def finish(source: Source, fetched: FetchResult | FeedError, fetch_started: datetime) -> None:
+        try:
+            outcome = finish_source(
+                settings, store, source, fetched, fetch_started, parsers, clock, worker=owner
+            )
+        except BaseException as e:
+            failures.append(e)
+            raise
+        finally:
+            in_flight.release()
+        with lock:
+            report.outcomes.append(outcome)
+            if progress is not None:
+                progress(max(total, len(report.outcomes)), outcome)
+
     def work_host(host: str, queue: list[Source]) -> None:
+        # Politeness is about requests: the host's next request waits for this response
+        # (and the spacing), not for parsing and storing it, which run on ``finishing``.
         for source in queue:
-            if stop is not None and stop.is_set():
+            if failures or (stop is not None and stop.is_set()):
                 return
             with lock:
                 wait = last_hit.get(host, -spacing) + spacing - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            # Renewing right before the request also checks the lease is still ours: a
-            # feed that waited past its lease may have been taken by another worker.
-            if given is None and not store.renew_lease(source.id, owner, clock(), lease):
+            if not still_ours(source):
                 continue
-            outcome = refresh_source(settings, store, fetcher, source, clock, parsers, worker=owner)
+            in_flight.acquire()
+            try:
+                fetch_started = clock()
+                fetched = fetch_source(fetcher, source)
+                with lock:
+                    last_hit[host] = time.monotonic()
+                future = finishing.submit(finish, source, fetched, fetch_started)
+            except BaseException:
+                in_flight.release()
+                raise
             with lock:
-                last_hit[host] = time.monotonic()
-                report.outcomes.append(outcome)
-                if progress is not None:
-                    progress(max(total, len(report.outcomes)), outcome)
+                stored.append(future)
 
     # Host queues run on a pool of ``concurrency`` threads; a host already being fetched
     # gets its newly claimed feeds queued behind, so it is never hit twice at once.
+    # Responses are parsed and stored by ``parse_workers`` threads, so every parse worker
+    # is kept busy even when most feeds are on one host.
     pending: dict[str, list[Source]] = defaultdict(list)
     running: dict[Future[None], str] = {}
-    threads = max(1, settings.fetch.concurrency)
     try:
         with (
-            Fetcher(settings.fetch) as fetcher,
             nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as parsers,
+            ThreadPoolExecutor(
+                max_workers=settings.fetch.parse_workers, thread_name_prefix="store"
+            ) as finishing,
+            Fetcher(settings.fetch) as fetcher,
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool,
         ):
             while True:
-                stopping = stop is not None and stop.is_set()
+                stopping = bool(failures) or (stop is not None and stop.is_set())
                 queued = sum(len(q) for q in pending.values())
                 if not stopping and not exhausted and len(running) + queued < 2 * threads:
                     for source in claim():
@@ -317,6 +395,8 @@ def refresh_due(
                 for future in finished:
                     running.pop(future)
                     future.result()
+        for future in stored:
+            future.result()  # a storage failure (the database gone) is the pass's failure
     finally:
         if given is None:
             store.release_leases(owner)

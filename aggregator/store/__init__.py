@@ -7,12 +7,12 @@ lives in its own module (sources, entries, stories).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from aggregator.models import (
     Decision,
@@ -198,12 +198,26 @@ class Store:
             _sources.update_source(conn, source.id, now, **state)
             return report
 
-    def log_fetch(self, conn: Connection | None = None, **row: object) -> None:
-        if conn is not None:
+    def finish_fetch(
+        self,
+        source: Source,
+        now: datetime,
+        state: Mapping[str, object],
+        log: Mapping[str, object],
+        parsed: Sequence[ParsedEntry] | None = None,
+    ) -> UpsertReport | None:
+        """A fetch's whole outcome in one transaction: the entries (when it was parsed),
+        the feed's new state (ETag, ``next_check_at``, which ends the lease) and its
+        fetch-log row (``new_entries`` filled in here). One commit per feed, not three."""
+        with write_transaction(self.engine) as conn:
+            report = None
+            row = dict(log)
+            if parsed is not None:
+                report = _entries.upsert_entries(conn, source, parsed, now)
+                row["new_entries"] = len(report.new_ids)
+            _sources.update_source(conn, source.id, now, **state)
             conn.execute(fetch_log.insert().values(**row))
-            return
-        with write_transaction(self.engine) as c:
-            c.execute(fetch_log.insert().values(**row))
+            return report
 
     # -- entries
     def entries_between(self, since: datetime, until: datetime) -> list[Entry]:
