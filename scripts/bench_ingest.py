@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing as mp
 import os
 import random
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
+from urllib.parse import quote
 
 import feedparser
 
@@ -104,22 +107,37 @@ def ours(
     return first, second
 
 
+def _serve_outlets(root: Path, hosts: dict[str, str], conn: Connection) -> None:
+    """Child process: one replay server per outlet; send their base URLs, serve until told."""
+    servers = {outlet: ReplayServer(root, host=host) for outlet, host in hosts.items()}
+    for server in servers.values():
+        server.start()
+    conn.send({outlet: server.base_url for outlet, server in servers.items()})
+    conn.recv()  # any message (or EOF) means stop
+    for server in servers.values():
+        server.stop()
+
+
 class OutletServers:
-    """One replay server per outlet of the manifest, each on its own loopback address."""
+    """One replay server per outlet of the manifest, each on its own loopback address.
+
+    The servers run in a process of their own, as publishers' servers are not in ours:
+    sharing the GIL with them would charge their request handling to the client measured.
+    """
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.resolve()
         self.manifest = load_manifest(root)
         outlets = sorted({self._outlet(p) for p in feed_files(root)})
-        self.servers = {
-            outlet: ReplayServer(root, host=f"127.0.1.{n + 1}") for n, outlet in enumerate(outlets)
-        }
+        self.hosts = {outlet: f"127.0.1.{n + 1}" for n, outlet in enumerate(outlets)}
+        self.base_urls: dict[str, str] = {}
 
     def _outlet(self, path: Path) -> str:
         return self.manifest.get(str(path.resolve()), {}).get("outlet") or path.parent.name
 
     def url_for(self, path: Path) -> str:
-        return self.servers[self._outlet(path)].url_for(path)
+        rel = path.resolve().relative_to(self.root).as_posix()
+        return f"{self.base_urls[self._outlet(path)]}/{quote(rel)}"
 
     def write_feeds(self, out: Path) -> None:
         lines = []
@@ -135,13 +153,17 @@ class OutletServers:
         out.write_text("\n".join(lines), encoding="utf-8")
 
     def __enter__(self) -> OutletServers:
-        for server in self.servers.values():
-            server.start()
+        self.conn, child = mp.get_context("spawn").Pipe()
+        self.process = mp.get_context("spawn").Process(
+            target=_serve_outlets, args=(self.root, self.hosts, child), daemon=True
+        )
+        self.process.start()
+        self.base_urls = self.conn.recv()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for server in self.servers.values():
-            server.stop()
+        self.conn.send("stop")
+        self.process.join(10)
 
 
 def with_reader(server: OutletServers, files: list[Path], work: Path) -> Callable[[], int]:
