@@ -52,3 +52,31 @@ def test_pruned_best_matches_a_full_scan() -> None:
         index.assign(n, vec, t)
         index.expire(t)
     assert 300 < joined < 2700, joined  # the comparison covered both outcomes often
+
+
+def test_search_among_recent_stories_matches_a_full_scan_in_a_long_window() -> None:
+    """In a window longer than the time penalty's reach, only stories active lately are
+    searched; the choice is still exactly that of a full scan, out-of-order articles too."""
+    rng = random.Random(11)
+    vocabulary = [f"t{i}" for i in range(150)]
+    params = ClusterParams(threshold=0.45, seed_threshold=0.3, window_hours=24 * 60)
+    index = StoryIndex(params)
+    assert index.use_recent and index.horizon < params.window_hours
+    joined = late = 0
+    t = 0.0
+    for n in range(3000):
+        t += rng.random() * 1.5  # ~40 days of articles: many horizons
+        when = t - rng.random() * 200 if rng.random() < 0.05 else t  # some arrive late
+        late += when < t
+        vec = unit(rng, vocabulary, rng.randint(2, 12))
+        expected = full_scan(index, vec, when)
+        got, _ = index.best(vec, when)
+        assert got == expected, (n, got, expected)
+        joined += got >= 0
+        index.assign(n, vec, when)
+        index.expire(t)
+    assert 300 < joined < 2700, joined
+    assert late > 50, late
+    # Most active stories were out of reach, and the search did not look at them.
+    active = sum(1 for s in index.stories if s.active)
+    assert len(index.in_recent) < active / 4, (len(index.in_recent), active)

@@ -23,6 +23,8 @@ from aggregator.cluster.params import ClusterParams
 # weight is low anyway); candidates found through rarer terms still get its exact share
 # of the similarity. Bounds the cost per article in large windows (100k articles).
 CANDIDATE_POSTINGS_MAX = 1000
+# Slack on "a cosine is at most 1" (rounding of the incrementally kept centroid norm).
+_COSINE_SLACK = 1e-6
 
 
 @dataclass(slots=True)
@@ -51,6 +53,23 @@ class StoryIndex:
         # 1 / |centroid sum| per story, for the first cut in ``best``.
         self.inv_norm: list[float] = []
         self.by_frame: dict[str, int] = {}  # template frame -> the active story holding it
+        # A cosine is at most 1, so a story idle for longer than ``horizon`` hours needs
+        # more than any article can give (the time penalty) and can never be chosen. When
+        # that is shorter than the story window, ``recent`` holds the postings of the
+        # stories active within ``horizon`` of the latest query (``clock``) and candidates
+        # are found there: in a window of months the cost follows the last few days, not
+        # the whole window. (Default settings: horizon 96 h, window 72 h, so unused.)
+        self.horizon = (
+            max(0.0, (1.0 + _COSINE_SLACK - params.threshold) * params.time_scale_hours)
+            / params.time_penalty
+            if params.time_penalty > 0
+            else math.inf
+        )
+        self.use_recent = self.horizon < params.window_hours
+        self.recent: dict[str, dict[int, float]] = defaultdict(dict)
+        self.in_recent: set[int] = set()
+        self.clock = -math.inf
+        self._by_last: list[tuple[float, int]] = []  # heap: when stories leave ``recent``
 
     def best(self, vec: Vector, t: float, banned: Collection[int] = ()) -> tuple[int, float]:
         """The story ``vec`` should join at time ``t`` (-1 if none) and its centroid dot.
@@ -62,6 +81,7 @@ class StoryIndex:
         story sharing a term (tests/test_cluster_index.py), at a fraction of the cost.
         """
         p = self.params
+        recent = self._recent_for(t)
         finding: list[tuple[float, dict[int, float]]] = []
         frequent: list[tuple[str, float]] = []
         for term, w in vec.items():
@@ -70,8 +90,10 @@ class StoryIndex:
                 continue
             if len(bucket) > CANDIDATE_POSTINGS_MAX:
                 frequent.append((term, w))
-            else:
+            elif recent is None:
                 finding.append((w, bucket))
+            else:
+                finding.append((w, recent.get(term) or {}))
         # Vectors list their heaviest terms first: drop the lightest finding terms while
         # what is left out (with the frequent terms) cannot reach the threshold on its own.
         rest2 = sum(w * w for _, w in frequent)
@@ -110,6 +132,30 @@ class StoryIndex:
             best, best_dot, best_margin = s, d, margin
         return best, best_dot
 
+    def _recent_for(self, t: float) -> dict[str, dict[int, float]] | None:
+        """The postings to find candidates in at time ``t``: ``recent``, brought up to
+        ``t`` first, or None (all postings) when it is not in use or ``t`` is earlier
+        than an earlier query (stories that left ``recent`` may be within reach again)."""
+        if not self.use_recent or t < self.clock:
+            return None
+        self.clock = t
+        heap, cutoff = self._by_last, t - self.horizon
+        while heap and heap[0][0] < cutoff:
+            last, s = heapq.heappop(heap)
+            story = self.stories[s]
+            if story.last == last and s in self.in_recent:
+                self._leave_recent(s, story)
+        return self.recent
+
+    def _leave_recent(self, s: int, story: StoryState) -> None:
+        self.in_recent.discard(s)
+        for term in story.sum:
+            bucket = self.recent.get(term)
+            if bucket is not None:
+                bucket.pop(s, None)
+                if not bucket:
+                    del self.recent[term]
+
     def new_story(self, t: float) -> int:
         s = len(self.stories)
         self.stories.append(StoryState(sum={}, seed={}, norm2=0.0, first=t, last=t))
@@ -145,6 +191,17 @@ class StoryIndex:
             if story.active:
                 bucket = self.postings[term]
                 bucket[s] = bucket.get(s, 0.0) + w
+        if self.use_recent and story.active:
+            # ``recent`` holds the story's own sums (the same floats as ``postings``).
+            if s in self.in_recent:
+                for term in vec:
+                    self.recent[term][s] = story.sum[term]
+            elif story.last >= self.clock - self.horizon:
+                self.in_recent.add(s)
+                for term, w in story.sum.items():
+                    self.recent[term][s] = w
+            if s in self.in_recent:
+                heapq.heappush(self._by_last, (story.last, s))
 
     def assign(
         self,
@@ -182,6 +239,8 @@ class StoryIndex:
                     bucket.pop(s, None)
                     if not bucket:
                         del self.postings[term]
+            if s in self.in_recent:
+                self._leave_recent(s, story)
             for frame in story.frames:
                 if self.by_frame.get(frame) == s:
                     del self.by_frame[frame]
