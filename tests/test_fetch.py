@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime
 
 import pytest
@@ -104,3 +105,21 @@ def test_retry_after_and_freshness_parsing() -> None:
     assert freshness_seconds({"cache-control": "public, max-age=900"}, now) == 900
     assert freshness_seconds({"expires": "Mon, 10 Feb 2025 11:00:00 GMT"}, now) == 3600
     assert freshness_seconds({"expires": "garbage"}, now) is None
+
+
+def test_https_certificates_are_verified(settings: Settings) -> None:
+    """A server whose certificate no public CA signed is refused, by every client of the
+    process (they share one TLS context, built once)."""
+    import trustme  # test dependency
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+    with HTTPServer(host="127.0.0.1", ssl_context=server_context) as server:
+        server.expect_request("/feed").respond_with_data(FEED)
+        url = server.url_for("/feed")
+        assert url.startswith("https://")
+        for _ in range(2):
+            with Fetcher(settings.fetch) as f, pytest.raises(FetchError, match="CERTIFICATE"):
+                f.fetch_feed(url)
+        assert len(server.log) == 0  # no request got through the handshake
