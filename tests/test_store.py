@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -260,3 +261,44 @@ def test_named_lock_has_one_holder_and_frees_itself_when_not_renewed(store: Stor
     with store.holding_lock("cluster", "p3", 30, clock=lambda: NOW + timedelta(hours=1)) as held:
         assert held and store.lock_holder("cluster") == "p3"
     assert store.lock_holder("cluster") is None
+
+
+def test_two_sections_storing_one_article_at_once_store_it_once(store: Store) -> None:
+    """Two workers store overlapping sections of one outlet in overlapping transactions
+    (on PostgreSQL the second waits on the first's uncommitted rows, then finds them
+    taken): each article is stored once, counted new once, and linked to both sections."""
+    import threading
+
+    from aggregator.store import entries as store_entries
+
+    une, monde = two_sections(store)
+    first_wrote, second_started = threading.Event(), threading.Event()
+    reports = {}
+
+    def first() -> None:
+        with store.writing() as conn:  # type: ignore[attr-defined]
+            reports["une"] = store_entries.upsert_entries(
+                conn, une, [entry("k1"), entry("k2"), entry("k3")], NOW
+            )
+            first_wrote.set()
+            second_started.wait(10)
+            time.sleep(0.3)  # the second transaction is now waiting (or queued) on ours
+
+    def second() -> None:
+        first_wrote.wait(10)
+        second_started.set()
+        with store.writing() as conn:  # type: ignore[attr-defined]
+            reports["monde"] = store_entries.upsert_entries(
+                conn, monde, [entry("k2"), entry("k3"), entry("k4")], NOW
+            )
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(reports["une"].new_ids) == 3
+    assert len(reports["monde"].new_ids) == 1  # k4 only: k2 and k3 were the first's
+    assert store.count_entries() == 4
+    counts = {s.section: s.entry_count for s in store.list_sources()}
+    assert counts == {"Une": 3, "Monde": 3}

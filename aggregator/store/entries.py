@@ -58,7 +58,9 @@ def upsert_entries(
     """Store a feed's entries: new ones inserted, changed ones updated, all linked to ``source``.
 
     Idempotent: the same batch twice stores nothing new. Safe against a concurrent writer
-    inserting the same article (the unique (outlet, key) index arbitrates).
+    inserting the same article (the unique (outlet, key) index arbitrates; ``new_ids``
+    are the rows this call inserted). Three statements for a batch of new articles: what
+    is known, the insert, the links.
     """
     batch: dict[str, ParsedEntry] = {}
     for item in parsed:
@@ -66,17 +68,14 @@ def upsert_entries(
     if not batch:
         return UpsertReport((), 0, 0)
     outlet = source.outlet
-    keys = list(batch)
-    existing = _existing(conn, outlet, keys)
-    moved = _rotated_guids(conn, outlet, batch, existing)
-    existing.update(moved)
+    known = _known(conn, outlet, batch)
 
     new_rows = []
     updated = 0
     for key, item in batch.items():
         digest = content_hash(item)
-        if key in existing:
-            entry_id, old_digest = existing[key]
+        if key in known:
+            entry_id, old_digest = known[key]
             if old_digest != digest:
                 conn.execute(
                     entries.update()
@@ -113,45 +112,77 @@ def upsert_entries(
                 "source_id": source.id,
             }
         )
-    insert_ignore(conn, entries, new_rows, ["outlet", "key"])
-    ids = {key: entry_id for key, (entry_id, _) in _existing(conn, outlet, keys).items()}
-    ids.update((key, entry_id) for key, (entry_id, _) in moved.items())
-    new_ids = tuple(ids[r["key"]] for r in new_rows if r["key"] in ids and r["key"] not in existing)
-    _link_sources(conn, source.id, list(ids.values()), now)
+    inserted = _insert_new(conn, new_rows)
+    ids = {key: entry_id for key, (entry_id, _) in known.items()}
+    ids.update(inserted)
+    raced = [str(r["key"]) for r in new_rows if r["key"] not in inserted]
+    if raced:  # another writer stored them first: link them all the same
+        ids.update((key, entry_id) for key, (entry_id, _) in _existing(conn, outlet, raced).items())
+    new_ids = tuple(inserted[r["key"]] for r in new_rows if r["key"] in inserted)
+    _link_sources(conn, source.id, sorted(set(ids.values())), now)
     return UpsertReport(new_ids=new_ids, updated=updated, seen=len(batch))
 
 
-def _rotated_guids(
-    conn: Connection,
-    outlet: str,
-    batch: dict[str, ParsedEntry],
-    existing: dict[str, tuple[int, str]],
-) -> dict[str, tuple[int, str]]:
-    """New keys that are an already stored article under a new GUID: ``key -> (id, hash)``.
+_KNOWN = sa.select(entries.c.id, entries.c.key, entries.c.link, entries.c.content_hash)
 
-    Some feeds change every GUID on every fetch. A new GUID whose link is already stored
-    for the outlet, under a key absent from this fetch, is that article again. A link that
-    several items of the fetch share (a home page) identifies nothing and is not used.
+
+def _known(
+    conn: Connection, outlet: str, batch: dict[str, ParsedEntry]
+) -> dict[str, tuple[int, str]]:
+    """Keys of ``batch`` already stored: ``key -> (id, hash)``, in one query.
+
+    Stored under the key itself, or under another GUID: some feeds change every GUID on
+    every fetch, so a new key whose link is stored for the outlet, under a key absent
+    from this fetch, is that article again (the oldest such row). A link that several
+    items of the fetch share (a home page) identifies nothing and is not used.
     """
     links: dict[str, list[str]] = {}
     for key, item in batch.items():
         if item.link:
             links.setdefault(item.link, []).append(key)
-    wanted = {
-        link: keys[0] for link, keys in links.items() if len(keys) == 1 and keys[0] not in existing
-    }
-    found: dict[str, tuple[int, str]] = {}
-    for part in chunks(list(wanted)):
-        query = (
-            sa.select(entries.c.link, entries.c.key, entries.c.id, entries.c.content_hash)
-            .where(entries.c.outlet == outlet, entries.c.link.in_(part))
-            .order_by(entries.c.id)
-        )
-        for row in conn.execute(query):
-            key = wanted[row.link]
-            if row.key not in batch and key not in found:
-                found[key] = (row.id, row.content_hash)
+    single = [link for link, keys in links.items() if len(keys) == 1]
+    keys = list(batch)
+    rows: dict[int, Any] = {}
+    for n in range(0, max(len(keys), len(single)), CHUNK):
+        key_part, link_part = keys[n : n + CHUNK], single[n : n + CHUNK]
+        # Two index searches in one statement (an OR would make SQLite read the outlet).
+        parts = [
+            _KNOWN.where(entries.c.outlet == outlet, column.in_(values))
+            for column, values in ((entries.c.key, key_part), (entries.c.link, link_part))
+            if values
+        ]
+        for row in conn.execute(sa.union_all(*parts) if len(parts) > 1 else parts[0]):
+            rows[row.id] = row
+    found = {row.key: (row.id, row.content_hash) for row in rows.values() if row.key in batch}
+    wanted = {link: links[link][0] for link in single if links[link][0] not in found}
+    moved: dict[str, tuple[int, str]] = {}
+    for entry_id in sorted(rows):
+        row = rows[entry_id]
+        wanted_key = wanted.get(row.link)
+        if wanted_key is not None and row.key not in batch and wanted_key not in moved:
+            moved[wanted_key] = (row.id, row.content_hash)
+    found.update(moved)
     return found
+
+
+def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert ``rows`` unless their key is taken; ``key -> id`` of the rows inserted.
+
+    One INSERT ... ON CONFLICT DO NOTHING ... RETURNING per batch (SQLAlchemy's
+    "insertmanyvalues"), instead of a statement per row and a query for the ids.
+    """
+    if not rows:
+        return {}
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = (
+        dialect.insert(entries)
+        .on_conflict_do_nothing(index_elements=["outlet", "key"])
+        .returning(entries.c.key, entries.c.id)
+    )
+    # Rows in key order: concurrent writers then take the unique index's locks in one
+    # order (no deadlock between two sections of one outlet stored at once).
+    ordered = sorted(rows, key=lambda r: r["key"])
+    return {row.key: row.id for row in conn.execute(stmt, ordered)}
 
 
 def _existing(conn: Connection, outlet: str, keys: list[str]) -> dict[str, tuple[int, str]]:
@@ -166,23 +197,22 @@ def _existing(conn: Connection, outlet: str, keys: list[str]) -> dict[str, tuple
 
 
 def _link_sources(conn: Connection, source_id: int, entry_ids: list[int], now: datetime) -> None:
-    linked: set[int] = set()
+    """Link entries to the section feed that carried them (first and last seen), in one
+    upsert per chunk."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     for part in chunks(entry_ids):
-        query = sa.select(entry_sources.c.entry_id).where(
-            entry_sources.c.source_id == source_id, entry_sources.c.entry_id.in_(part)
+        stmt = dialect.insert(entry_sources).values(
+            [
+                {"entry_id": e, "source_id": source_id, "first_seen_at": now, "last_seen_at": now}
+                for e in part
+            ]
         )
-        linked.update(conn.scalars(query))
         conn.execute(
-            entry_sources.update()
-            .where(entry_sources.c.source_id == source_id, entry_sources.c.entry_id.in_(part))
-            .values(last_seen_at=now)
+            stmt.on_conflict_do_update(
+                index_elements=["entry_id", "source_id"],
+                set_={"last_seen_at": stmt.excluded.last_seen_at},
+            )
         )
-    rows = [
-        {"entry_id": e, "source_id": source_id, "first_seen_at": now, "last_seen_at": now}
-        for e in entry_ids
-        if e not in linked
-    ]
-    insert_ignore(conn, entry_sources, rows, ["entry_id", "source_id"])
 
 
 def _to_entry(row: Any) -> Entry:

@@ -118,6 +118,8 @@ entries = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False, server_default=""),
     sa.Column("source_id", ID, sa.ForeignKey("sources.id", ondelete="SET NULL"), index=True),
     sa.UniqueConstraint("outlet", "key"),
+    # Rotating GUIDs are matched by link within the outlet (entries._known).
+    sa.Index("ix_entries_outlet_link", "outlet", "link"),
 )
 
 entry_sources = sa.Table(
