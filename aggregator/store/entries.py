@@ -173,12 +173,7 @@ def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
     """
     if not rows:
         return {}
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    stmt = (
-        dialect.insert(entries)
-        .on_conflict_do_nothing(index_elements=["outlet", "key"])
-        .returning(entries.c.key, entries.c.id)
-    )
+    stmt = _NEW_ENTRIES[conn.dialect.name == "sqlite"]
     # Rows in key order: concurrent writers then take the unique index's locks in one
     # order (no deadlock between two sections of one outlet stored at once).
     ordered = sorted(rows, key=lambda r: r["key"])
@@ -197,22 +192,35 @@ def _existing(conn: Connection, outlet: str, keys: list[str]) -> dict[str, tuple
 
 
 def _link_sources(conn: Connection, source_id: int, entry_ids: list[int], now: datetime) -> None:
-    """Link entries to the section feed that carried them (first and last seen), in one
-    upsert per chunk."""
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    for part in chunks(entry_ids):
-        stmt = dialect.insert(entry_sources).values(
-            [
-                {"entry_id": e, "source_id": source_id, "first_seen_at": now, "last_seen_at": now}
-                for e in part
-            ]
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["entry_id", "source_id"],
-                set_={"last_seen_at": stmt.excluded.last_seen_at},
-            )
-        )
+    """Link entries to the section feed that carried them (first and last seen): one
+    upsert statement, compiled once, executed for every row in one call."""
+    if not entry_ids:
+        return
+    stmt = _LINK_UPSERT[conn.dialect.name == "sqlite"]
+    rows = [
+        {"entry_id": e, "source_id": source_id, "first_seen_at": now, "last_seen_at": now}
+        for e in entry_ids
+    ]
+    conn.execute(stmt, rows)
+
+
+def _link_upsert(dialect: Any) -> Any:
+    stmt = dialect.insert(entry_sources)
+    return stmt.on_conflict_do_update(
+        index_elements=["entry_id", "source_id"],
+        set_={"last_seen_at": stmt.excluded.last_seen_at},
+    )
+
+
+# Built once (by dialect: is it SQLite?): building and cache-keying a statement per
+# call was a measurable share of a fetch pass.
+_LINK_UPSERT = {True: _link_upsert(sqlite), False: _link_upsert(postgresql)}
+_NEW_ENTRIES = {
+    is_sqlite: dialect.insert(entries)
+    .on_conflict_do_nothing(index_elements=["outlet", "key"])
+    .returning(entries.c.key, entries.c.id)
+    for is_sqlite, dialect in ((True, sqlite), (False, postgresql))
+}
 
 
 def _to_entry(row: Any) -> Entry:
