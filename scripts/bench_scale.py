@@ -128,6 +128,7 @@ def free_port_on(hosts: list[str]) -> int:
 
 
 def run_phase(
+    server_pid: int | None,
     workers: int,
     admin_url: str,
     feeds_file: Path,
@@ -166,6 +167,7 @@ def run_phase(
         for i in range(workers)
     ]
     began = time.monotonic()
+    cpu_before = cpu_by_role([p.pid for p in procs], server_pid)
     done = 0
     try:
         while time.monotonic() - began < args.max_seconds:
@@ -177,7 +179,9 @@ def run_phase(
             if done >= total:
                 break
     finally:
-        cpu = sum(cpu_seconds(p.pid) for p in procs)
+        cpu_after = cpu_by_role([p.pid for p in procs], server_pid)
+        wall = time.monotonic() - began
+        cpu = cpu_after["workers"]
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -207,6 +211,12 @@ def run_phase(
         "feeds_s": row.feeds / seconds,
         "entries_s": row.entries / seconds,
         "cpu_ms_per_feed": 1000 * cpu / max(1, row.fetches),
+        # CPU per fetch by role, and the machine's busy share, over the whole phase.
+        "cpu_split": {
+            role: 1000 * (cpu_after[role] - cpu_before[role]) / max(1, row.fetches)
+            for role in ("workers", "parsers", "postgres", "server")
+        },
+        "busy": (cpu_after["machine"] - cpu_before["machine"]) / (wall * (os.cpu_count() or 1)),
         "load": os.getloadavg()[0],
     }
 
@@ -218,6 +228,35 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(workers: list[int], server: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the fetch workers, their parse processes (children of
+    a worker), PostgreSQL and the replay server (its process and children), and by the
+    whole machine (busy time of every CPU, from /proc/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(("workers", "parsers", "postgres", "server", "machine"), 0.0)
+    for pid in workers:
+        out["workers"] += cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, _, rest = (entry / "stat").read_text().rpartition(")")
+        except OSError:
+            continue
+        fields = rest.split()
+        ppid, used = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        if ppid in workers:
+            out["parsers"] += used
+        elif name.endswith("(postgres"):
+            out["postgres"] += used
+        elif server is not None and (int(entry.name) == server or ppid == server):
+            out["server"] += used
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in first]
+    out["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / tick  # all but idle and iowait
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results = []
             for workers in (1, 3):
-                r = run_phase(workers, admin_url, feeds_file, len(written), tmp, args)
+                r = run_phase(server.pid, workers, admin_url, feeds_file, len(written), tmp, args)
                 results.append(r)
                 print(
                     f"{workers} worker(s): {r['feeds']} feeds, {r['entries']} entries in "
@@ -286,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['duplicates']} duplicate fetches); worker CPU "
                     f"{r['cpu_ms_per_feed']:.0f} ms per feed, load average {r['load']:.1f} "
                     f"on {os.cpu_count()} CPUs",
+                    flush=True,
+                )
+                split = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_split"].items())
+                print(
+                    f"  CPU ms per feed: {split}; machine busy {100 * r['busy']:.0f}%",
                     flush=True,
                 )
         finally:

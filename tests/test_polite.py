@@ -244,6 +244,33 @@ def test_one_request_at_a_time_per_host_spaced_hosts_in_parallel(
     assert max(b[0] - a[1] for a, b in itertools.pairwise(calls)) < spacing - 0.05
 
 
+def test_a_host_with_many_feeds_does_not_hold_back_the_others(
+    two_hosts: tuple[_Recorder, list[str]], make_settings: Callable[..., Settings], store: Store
+) -> None:
+    """A feed list grouped by outlet (a hundred sections of one paper, then the others):
+    while the big host's feeds wait for their spacing, idle fetch threads claim further
+    and fetch the other hosts in parallel, instead of waiting for the big host's turn."""
+    rec, (big, small) = two_hosts
+    spacing = 0.3
+    for i in range(16):
+        add(store, f"{big}/section{i}.xml", "Big")
+    for i in range(2):
+        add(store, f"{small}/feed{i}.xml", "Small")
+    settings = make_settings(fetch_per_host_interval_seconds=str(spacing), fetch_concurrency="2")
+    report = refresh_due(settings, store)
+    assert len(report.outcomes) == 18 and not report.errors
+    starts = {h: sorted(s for host, s, _ in rec.calls if host == h) for h in IPS}
+    big_ip, small_ip = IPS
+    assert rec.peak[big_ip] == 1  # still one request at a time on the big host
+    # The small host's feeds were done while the big host had most of its own left.
+    assert starts[small_ip][-1] < starts[big_ip][4], (starts[small_ip], starts[big_ip][:5])
+    print(
+        f"16 feeds on one host then 2 on another, concurrency 2: the other host's last "
+        f"feed started {starts[small_ip][-1] - starts[big_ip][0]:.2f} s into the pass "
+        f"(the big host needs {15 * spacing:.1f} s of spacing alone)"
+    )
+
+
 def chain(httpserver: HTTPServer, prefix: str, status: int, hops: int) -> str:
     for i in range(hops):
         httpserver.expect_request(f"/{prefix}{i}").respond_with_data(

@@ -231,6 +231,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+# Feeds a pass may hold claimed but waiting for their host, per fetch thread, while it
+# claims further to find work for idle threads (leases are renewed before fetching).
+QUEUED_PER_THREAD = 16
+
+
 def claim_batch_size(settings: Settings) -> int:
     """Feeds claimed at once: enough to keep every fetch thread busy, few enough that a
     feed rarely waits in this worker while another one idles."""
@@ -378,15 +383,23 @@ def refresh_due(
         ):
             while True:
                 stopping = bool(failures) or (stop is not None and stop.is_set())
-                queued = sum(len(q) for q in pending.values())
-                if not stopping and not exhausted and len(running) + queued < 2 * threads:
+                while True:
+                    busy = set(running.values())
+                    for host in [h for h in sorted(pending) if h not in busy]:
+                        if len(running) >= threads or stopping:
+                            break
+                        running[pool.submit(work_host, host, pending.pop(host))] = host
+                        busy.add(host)
+                    if stopping or exhausted:
+                        break
+                    queued = sum(len(q) for q in pending.values())
+                    # A thread is idle and every waiting feed is on a host being fetched
+                    # (a feed list grouped by outlet): claim further, for other hosts.
+                    starved = len(running) < threads and queued < QUEUED_PER_THREAD * threads
+                    if len(running) + queued >= 2 * threads and not starved:
+                        break
                     for source in claim():
                         pending[(urlsplit(source.url).hostname or "").lower()].append(source)
-                busy = set(running.values())
-                for host in [h for h in sorted(pending) if h not in busy]:
-                    if len(running) >= threads or stopping:
-                        break
-                    running[pool.submit(work_host, host, pending.pop(host))] = host
                 if not running:
                     if stopping or (exhausted and not pending):
                         break
