@@ -9,9 +9,10 @@ fewer than ``topic_min_stories`` stories dissolve: most stories have no topic.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from aggregator.cluster.features import Vector
 from aggregator.cluster.ids import follow_majority
@@ -77,18 +78,24 @@ def link_topics(
     gists = [_gist(s, params.max_terms) for s in stories]
     topics: list[_Topic] = []
     by_id: dict[str, int] = {}
-    postings: dict[str, dict[int, float]] = defaultdict(dict)
+    # Term -> the topics whose sum has it (the weights are the sums' own).
+    postings: dict[str, list[int]] = defaultdict(list)
     placed: dict[int, int] = {}
 
-    def add(k: int, i: int) -> None:
+    def add(k: int, i: int, d: float | None = None) -> None:
+        """Story ``i`` joins topic ``k``; ``d`` is its gist's dot with the sum, if known."""
         topic = topics[k]
-        d = sum(w * topic.sum.get(t, 0.0) for t, w in gists[i].items())
+        if d is None:
+            d = sum(w * topic.sum.get(t, 0.0) for t, w in gists[i].items())
         topic.norm2 += 2.0 * d + sum(w * w for w in gists[i].values())
         topic.last = max(topic.last, stories[i].last)
         topic.stories.append(i)
         for t, w in gists[i].items():
-            topic.sum[t] = topic.sum.get(t, 0.0) + w
-            postings[t][k] = postings[t].get(k, 0.0) + w
+            if t in topic.sum:
+                topic.sum[t] += w
+            else:
+                topic.sum[t] = w
+                postings[t].append(k)
         placed[i] = k
 
     def topic_named(topic_id: str) -> int:
@@ -107,27 +114,31 @@ def link_topics(
     for i in order:
         if i in placed or stories[i].id in forced:
             continue
-        dots: dict[int, float] = defaultdict(float)
-        shared: dict[int, int] = defaultdict(int)
-        for t, w in gists[i].items():
-            for k, tw in postings.get(t, {}).items():
-                dots[k] += w * tw
-                shared[k] += 1
-        best, best_score = -1, params.topic_threshold
-        for k in sorted(dots):
+        gist = gists[i]
+        # Topics sharing terms with the gist, and how many terms each shares.
+        shared = Counter(chain.from_iterable(postings[t] for t in gist if t in postings))
+        when = stories[i].first
+        best, best_score, best_dot = -1, params.topic_threshold, 0.0
+        for k in sorted(k for k, n in shared.items() if n >= MIN_SHARED_TERMS):
             topic = topics[k]
-            if (
-                shared[k] < MIN_SHARED_TERMS
-                or stories[i].first - topic.last > params.topic_window_hours
-            ):
+            if when - topic.last > params.topic_window_hours:
                 continue
-            score = dots[k] / math.sqrt(topic.norm2)
+            # The dot with the topic's sum, over the gist's terms in order: the same sum,
+            # in the same order, as accumulating it term by term through the postings.
+            tsum, d, left = topic.sum, 0.0, shared[k]
+            for t, w in gist.items():
+                if t in tsum:
+                    d += w * tsum[t]
+                    left -= 1
+                    if not left:
+                        break
+            score = d / math.sqrt(topic.norm2)
             if score >= best_score and (best < 0 or score > best_score):
-                best, best_score = k, score
+                best, best_score, best_dot = k, score, d
         if best < 0:
             best = len(topics)
             topics.append(_Topic())
-        add(best, i)
+        add(best, i, best_dot)
 
     kept = [
         k
