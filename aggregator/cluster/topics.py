@@ -82,11 +82,9 @@ def link_topics(
     postings: dict[str, list[int]] = defaultdict(list)
     placed: dict[int, int] = {}
 
-    def add(k: int, i: int, d: float | None = None) -> None:
-        """Story ``i`` joins topic ``k``; ``d`` is its gist's dot with the sum, if known."""
+    def add(k: int, i: int) -> None:
         topic = topics[k]
-        if d is None:
-            d = sum(w * topic.sum.get(t, 0.0) for t, w in gists[i].items())
+        d = sum(w * topic.sum.get(t, 0.0) for t, w in gists[i].items())
         topic.norm2 += 2.0 * d + sum(w * w for w in gists[i].values())
         topic.last = max(topic.last, stories[i].last)
         topic.stories.append(i)
@@ -118,7 +116,7 @@ def link_topics(
         # Topics sharing terms with the gist, and how many terms each shares.
         shared = Counter(chain.from_iterable(postings[t] for t in gist if t in postings))
         when = stories[i].first
-        best, best_score, best_dot = -1, params.topic_threshold, 0.0
+        best, best_score = -1, params.topic_threshold
         for k in sorted(k for k, n in shared.items() if n >= MIN_SHARED_TERMS):
             topic = topics[k]
             if when - topic.last > params.topic_window_hours:
@@ -134,11 +132,11 @@ def link_topics(
                         break
             score = d / math.sqrt(topic.norm2)
             if score >= best_score and (best < 0 or score > best_score):
-                best, best_score, best_dot = k, score, d
+                best, best_score = k, score
         if best < 0:
             best = len(topics)
             topics.append(_Topic())
-        add(best, i, best_dot)
+        add(best, i)
 
     kept = [
         k
