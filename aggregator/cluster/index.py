@@ -48,8 +48,9 @@ class StoryIndex:
         self.stories: list[StoryState] = []
         self.postings: dict[str, dict[int, float]] = defaultdict(dict)
         self._by_first: list[tuple[float, int]] = []  # heap for expiry
-        # 1 / |centroid sum| per story, for the first cut in ``best``.
+        # 1 / |centroid sum| and first member's time per story, for the first cut in ``best``.
         self.inv_norm: list[float] = []
+        self.first: list[float] = []
         self.by_frame: dict[str, int] = {}  # template frame -> the active story holding it
 
     def best(self, vec: Vector, t: float, banned: Collection[int] = ()) -> tuple[int, float]:
@@ -87,13 +88,17 @@ class StoryIndex:
         rest = math.sqrt(rest2)
         skip = {term for term, _ in frequent}
         # Cheap first cut (one multiply per candidate): the centroid cosine from the terms
-        # used to find it, plus the most the others could add, must reach the threshold.
+        # used to find it, plus the most the others could add, must reach the threshold;
+        # and the story must be recent enough to take the article.
         inv_norm, floor = self.inv_norm, p.threshold - rest - 1e-9
-        hopeful = sorted(s for s, d in dots.items() if d * inv_norm[s] >= floor)
+        first, window = self.first, p.window_hours
+        hopeful = sorted(
+            s for s, d in dots.items() if d * inv_norm[s] >= floor and t - first[s] <= window
+        )
         best, best_dot, best_margin = -1, 0.0, -math.inf
         for s in hopeful:
             story = self.stories[s]
-            if not story.active or s in banned or t - story.first > p.window_hours:
+            if not story.active or s in banned:
                 continue
             needed = p.threshold + p.time_penalty * max(0.0, t - story.last) / p.time_scale_hours
             norm = math.sqrt(story.norm2)
@@ -114,6 +119,7 @@ class StoryIndex:
         s = len(self.stories)
         self.stories.append(StoryState(sum={}, seed={}, norm2=0.0, first=t, last=t))
         self.inv_norm.append(0.0)
+        self.first.append(t)
         heapq.heappush(self._by_first, (t, s))
         return s
 
@@ -139,6 +145,7 @@ class StoryIndex:
         story.norm2 += 2.0 * story_dot + sum(w * w for w in vec.values())
         self.inv_norm[s] = 1.0 / math.sqrt(story.norm2) if story.norm2 > 0 else 0.0
         story.first = min(story.first, t)
+        self.first[s] = story.first
         story.last = max(story.last, t)
         for term, w in vec.items():
             story.sum[term] = story.sum.get(term, 0.0) + w
