@@ -146,7 +146,8 @@ def normalise_for_analysis(value: str) -> str:
     """Lower case, ASCII apostrophes, elisions split off, NFC."""
     value = _ascii_apostrophes(unicodedata.normalize("NFC", value)).lower()
     value = value.replace("\u00a0", " ").replace("\u202f", " ")
-    return _ELISION.sub(" ", value)
+    # Every elision ends with an apostrophe: most words and many texts have none.
+    return _ELISION.sub(" ", value) if "'" in value else value
 
 
 # Headline segments: a kicker ("Guerre en Ukraine : ...") or a quote starts a new one, so
@@ -177,10 +178,12 @@ class FrenchAnalyzer:
 
     def tokens(self, text: str) -> list[str]:
         """Words kept for analysis, lower-cased, accents kept (for readable key terms)."""
+        stopwords, min_length = self.stopwords, self.min_length
         out = []
-        for match in _WORD.finditer(normalise_for_analysis(text)):
-            word = match.group()
-            if len(word) < self.min_length or fold_accents(word) in self.stopwords:
+        for word in _WORD.findall(normalise_for_analysis(text)):
+            if len(word) < min_length:
+                continue
+            if (word if word.isascii() else fold_accents(word)) in stopwords:
                 continue
             if word.isdigit() and len(word) < 4:  # small numbers say little; years do
                 continue
