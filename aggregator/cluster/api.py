@@ -50,7 +50,12 @@ def cluster_articles(
     stats = TermStats(params.max_df, params.max_terms)
     for doc in docs:
         stats.add(doc.terms)
-    vectors = [stats.vector(doc.terms) for doc in docs]
+    # Each article's story vector (`max_terms` terms) and topic vector, weighed at once.
+    vectors, topic_vectors = [], []
+    for doc in docs:
+        vec, topic_vec = stats.vectors(doc.terms, None, TOPIC_DOC_TERMS)
+        vectors.append(vec)
+        topic_vectors.append(topic_vec)
 
     pos = {d.article.id: i for i, d in enumerate(docs)}
     locked = {
@@ -75,7 +80,7 @@ def cluster_articles(
     infos = [
         StoryInfo(
             id=story_id,
-            sum=sum_vectors(stats.vector(docs[i].terms, TOPIC_DOC_TERMS) for i in group.members),
+            sum=sum_vectors(topic_vectors[i] for i in group.members),
             first=docs[group.members[0]].t,
             last=max(docs[i].t for i in group.members),
             kickers=_kicker_shares(docs, group.members),

@@ -136,6 +136,10 @@ class TermStats:
 
         ``limit`` overrides ``max_terms`` (topics look at every term).
         """
+        return self.vectors(terms, limit)[0]
+
+    def vectors(self, terms: list[str], *limits: int | None) -> list[Vector]:
+        """``vector(terms, limit)`` for each of ``limits``, the terms weighed once."""
         n = max(self.n, 1)
         cap = max(self.max_df * n, MIN_PRUNED_DF)
         n = max(n, MIN_IDF_WINDOW)
@@ -148,9 +152,12 @@ class TermStats:
             weights.append(((1.0 + math.log(count)) * idf, term))
         # Heaviest first; ties broken by the term itself so that output is deterministic.
         weights.sort(key=lambda wt: (-wt[0], wt[1]))
-        kept = weights[: self.max_terms if limit is None else limit]
-        norm = math.sqrt(sum(w * w for w, _ in kept))
-        return {term: w / norm for w, term in kept} if norm else {}
+        out = []
+        for limit in limits:
+            kept = weights[: self.max_terms if limit is None else limit]
+            norm = math.sqrt(sum(w * w for w, _ in kept))
+            out.append({term: w / norm for w, term in kept} if norm else {})
+        return out
 
 
 def dot(a: Vector, b: Vector) -> float:
