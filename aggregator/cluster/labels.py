@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from itertools import chain
 
 from aggregator.cluster.features import Doc, Vector
 from aggregator.text import FrenchAnalyzer, fold_accents
@@ -41,15 +42,17 @@ def lead_of(docs: Sequence[Doc], members: Sequence[int]) -> int:
 
 def key_terms(total: Vector, docs: Sequence[Doc], members: Sequence[int]) -> tuple[str, ...]:
     """The story's heaviest terms, each shown as the word its articles use most."""
-    words: dict[str, Counter[str]] = defaultdict(Counter)
-    for i in members:
-        for stem, word in docs[i].surface:
-            words[stem][word] += 1
+    # (stem, word) occurrences, then each stem of ``total``'s words with their counts.
+    pairs = Counter(chain.from_iterable(docs[i].surface for i in members))
+    words: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (stem, word), n in pairs.items():
+        if stem in total:
+            words[stem].append((word, n))
     ranked = sorted(total.items(), key=lambda tw: (-tw[1], tw[0]))
     out = []
     for stem, _ in ranked:
         if stem in words:
-            out.append(min(words[stem].items(), key=lambda wc: (-wc[1], wc[0]))[0])
+            out.append(min(words[stem], key=lambda wc: (-wc[1], wc[0]))[0])
         if len(out) == KEY_TERMS:
             break
     return tuple(out)
@@ -99,7 +102,10 @@ def topic_label(
             "|".join(key),
         )
 
-    best = max(weight, key=score)
+    # A phrase that recurs beats every phrase that does not (``score``'s first item):
+    # when there is one, only those compete.
+    recurring = [key for key in weight if stories_with[key] >= 2]
+    best = max(recurring or weight, key=score)
     spellings = Counter(
         spelling for phrases in found_phrases for key, spelling in phrases if key == best
     )
