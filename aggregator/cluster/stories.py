@@ -165,8 +165,11 @@ def _pairs(pairs: Sequence[tuple[str, str]], pos: Mapping[str, int]) -> dict[int
 
 
 def sum_vectors(vectors: Iterable[Vector]) -> Vector:
-    total: Vector = {}
-    for vec in vectors:
+    """The sum of ``vectors``, term by term, in order."""
+    it = iter(vectors)
+    # Weights are positive (never -0.0): 0.0 + w is w, so the first vector is copied.
+    total: Vector = dict(next(it, {}))
+    for vec in it:
         for term, w in vec.items():
             total[term] = total.get(term, 0.0) + w
     return total
