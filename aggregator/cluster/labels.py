@@ -130,24 +130,25 @@ def _phrases(
     out = []
     for segment in _SEGMENT.split(text):
         words = _WORD.findall(segment)
-        # A word's stem if it is one kept token, else "" (analysed alone, cached).
-        stems = []
-        for word in words:
+        # Positions and stems of the words that analyse (alone, cached) to one stem;
+        # phrases start and end on those, and their stems make the key.
+        at: list[int] = []
+        stems: list[str] = []
+        for j, word in enumerate(words):
             kept, kept_stems = analyse(word)
-            stems.append(kept_stems[0] if len(kept) == 1 else "")
-        digits = [bool(s) and fold_accents(s).isdigit() for s in stems]
-        for start, first in enumerate(stems):
-            if not first:
-                continue
-            key: list[str] = []
+            if len(kept) == 1 and kept_stems[0]:
+                at.append(j)
+                stems.append(kept_stems[0])
+        digits = [(s if s.isascii() else fold_accents(s)).isdigit() for s in stems]
+        n = len(at)
+        for a in range(n):
+            limit = at[a] + max_words
             all_digits = True
-            for end in range(start, min(start + max_words, len(words))):
-                stem = stems[end]
-                if not stem:
-                    continue
-                key.append(stem)
-                all_digits = all_digits and digits[end]
+            for b in range(a, n):
+                if at[b] >= limit:
+                    break
+                all_digits = all_digits and digits[b]
                 if all_digits:
                     continue
-                out.append((tuple(key), " ".join(words[start : end + 1])))
+                out.append((tuple(stems[a : b + 1]), " ".join(words[at[a] : at[b] + 1])))
     return out
