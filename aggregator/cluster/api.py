@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 from collections import Counter
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from aggregator.cluster.features import Doc, TermStats, hours, make_doc
 from aggregator.cluster.ids import follow_majority
@@ -16,7 +19,33 @@ from aggregator.cluster.wire import wire_copies
 from aggregator.models import Article, StoryCluster
 from aggregator.text import FrenchAnalyzer
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+def _collector_paused(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func`` with Python's cyclic garbage collector paused (if it was on).
+
+    Clustering allocates hundreds of thousands of small lists, dicts and tuples and
+    makes no reference cycles (a 10k-article run leaves none behind), so the full
+    collections its allocations trigger traverse them for nothing: a quarter of the
+    run. Reference counting still frees everything; the collector resumes after.
+    """
+
+    @functools.wraps(func)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not gc.isenabled():
+            return func(*args, **kwargs)
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@_collector_paused
 def cluster_articles(
     articles: Sequence[Article],
     *,
