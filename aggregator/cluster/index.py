@@ -81,12 +81,19 @@ class StoryIndex:
         while k and rest2 + finding[k - 1][0] ** 2 < bound2:
             k -= 1
             rest2 += finding[k][0] ** 2
-        dots: dict[int, float] = defaultdict(float)
-        for w, bucket in finding[:k]:
+        # Weights are positive: the first term's products are the sums so far exactly
+        # (0.0 + x is x), the others are added in order.
+        dots: dict[int, float] = {}
+        if k:
+            w0, bucket0 = finding[0]
+            dots = {s: w0 * cw for s, cw in bucket0.items()}
+        for w, bucket in finding[1:k]:
             for s, cw in bucket.items():
-                dots[s] += w * cw
+                dots[s] = dots.get(s, 0.0) + w * cw
         rest = math.sqrt(rest2)
         skip = {term for term, _ in frequent}
+        # The article's terms in order, frequent ones after, for the exact dots.
+        exact_terms = [(term, w) for term, w in vec.items() if term not in skip]
         # Cheap first cut (one multiply per candidate): the centroid cosine from the terms
         # used to find it, plus the most the others could add, must reach the threshold;
         # and the story must be recent enough to take the article.
@@ -105,8 +112,9 @@ class StoryIndex:
             if dots[s] / norm + rest < needed:
                 continue  # even the terms left out cannot lift it to what is needed
             # The exact dot, summed in the same order as a full scan of the postings.
-            d = sum(w * story.sum.get(term, 0.0) for term, w in vec.items() if term not in skip)
-            d += sum(w * story.sum.get(term, 0.0) for term, w in frequent)
+            weight_of = story.sum.get
+            d = sum(w * weight_of(term, 0.0) for term, w in exact_terms)
+            d += sum(w * weight_of(term, 0.0) for term, w in frequent)
             margin = d / norm - needed
             if margin < 0 or margin <= best_margin:
                 continue
