@@ -29,6 +29,8 @@ def lead_of(docs: Sequence[Doc], members: Sequence[int]) -> int:
     Computed from the members alone (not from window-wide weights), so a story's label
     moves only when its members change; ties go to the earliest.
     """
+    if len(members) == 1:
+        return members[0]
     counts: Counter[str] = Counter()
     for i in members:
         counts.update(set(docs[i].plain))
