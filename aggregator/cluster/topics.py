@@ -55,7 +55,8 @@ def _gist(story: StoryInfo, terms: int) -> Vector:
     A shared kicker ("Guerre en Ukraine : ...") is the outlets' own word that two
     stories have one subject, however common its words are in the window.
     """
-    top = sorted(story.sum.items(), key=lambda tw: (-tw[1], tw[0]))[:terms]
+    # Sorted as (-weight, term), heaviest first, ties by term (negation is exact).
+    top = [(t, -w) for w, t in sorted((-w, t) for t, w in story.sum.items())[:terms]]
     heaviest = top[0][1] if top else 1.0
     top += [(f"kicker:{k}", share * heaviest) for k, share in sorted(story.kickers.items())]
     norm = math.sqrt(sum(w * w for _, w in top))
