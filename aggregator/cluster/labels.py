@@ -50,9 +50,10 @@ def key_terms(total: Vector, docs: Sequence[Doc], members: Sequence[int]) -> tup
     for (stem, word), n in pairs.items():
         if stem in total:
             words[stem].append((word, n))
-    ranked = sorted(total.items(), key=lambda tw: (-tw[1], tw[0]))
+    # Heaviest first, ties by stem: (-weight, stem) tuples sort so as they are.
+    ranked = sorted((-w, stem) for stem, w in total.items())
     out = []
-    for stem, _ in ranked:
+    for _, stem in ranked:
         if stem in words:
             out.append(min(words[stem], key=lambda wc: (-wc[1], wc[0]))[0])
         if len(out) == KEY_TERMS:

@@ -118,7 +118,9 @@ def link_topics(
         shared = Counter(chain.from_iterable(postings[t] for t in gist if t in postings))
         when = stories[i].first
         best, best_score = -1, params.topic_threshold
-        for k in sorted(k for k, n in shared.items() if n >= MIN_SHARED_TERMS):
+        candidates = [k for k, n in shared.items() if n >= MIN_SHARED_TERMS]
+        candidates.sort()
+        for k in candidates:
             topic = topics[k]
             if when - topic.last > params.topic_window_hours:
                 continue
