@@ -52,6 +52,10 @@ class StoryIndex:
         self.inv_norm: list[float] = []
         self.first: list[float] = []
         self.by_frame: dict[str, int] = {}  # template frame -> the active story holding it
+        # Stories below this number are retired (``retire``): out of the postings, their
+        # entries counted here per term.
+        self._retired_upto = 0
+        self._retired: dict[str, int] = {}
 
     def best(self, vec: Vector, t: float, banned: Collection[int] = ()) -> tuple[int, float]:
         """The story ``vec`` should join at time ``t`` (-1 if none) and its centroid dot.
@@ -65,14 +69,19 @@ class StoryIndex:
         p = self.params
         finding: list[tuple[float, dict[int, float]]] = []
         frequent: list[tuple[str, float]] = []
+        postings, retired = self.postings, self._retired
         for term, w in vec.items():
-            bucket = self.postings.get(term)
-            if not bucket:
+            bucket = postings.get(term)
+            # Bucket sizes count retired stories too: the same terms find candidates.
+            size = len(bucket) if bucket else 0
+            if retired:
+                size += retired.get(term, 0)
+            if not size:
                 continue
-            if len(bucket) > CANDIDATE_POSTINGS_MAX:
+            if size > CANDIDATE_POSTINGS_MAX:
                 frequent.append((term, w))
             else:
-                finding.append((w, bucket))
+                finding.append((w, bucket or {}))
         # Vectors list their heaviest terms first: drop the lightest finding terms while
         # what is left out (with the frequent terms) cannot reach the threshold on its own.
         rest2 = sum(w * w for _, w in frequent)
@@ -155,6 +164,14 @@ class StoryIndex:
         story.first = min(story.first, t)
         self.first[s] = story.first
         story.last = max(story.last, t)
+        if story.active and s < self._retired_upto:
+            # Retired: a new term counts in its bucket's size, nothing else changes there.
+            retired = self._retired
+            for term, w in vec.items():
+                if term not in story.sum:
+                    retired[term] = retired.get(term, 0) + 1
+                story.sum[term] = story.sum.get(term, 0.0) + w
+            return
         for term, w in vec.items():
             story.sum[term] = story.sum.get(term, 0.0) + w
             if story.active:
@@ -191,17 +208,45 @@ class StoryIndex:
             if not story.active:
                 continue
             story.active = False
+            retired = s < self._retired_upto
             for term in story.sum:
                 bucket = self.postings.get(term)
+                if retired:
+                    left = self._retired[term] - 1
+                    if left:
+                        self._retired[term] = left
+                    else:
+                        del self._retired[term]
                 if bucket is not None:
                     bucket.pop(s, None)
-                    if not bucket:
+                    if not bucket and term not in self._retired:
                         del self.postings[term]
             for frame in story.frames:
                 if self.by_frame.get(frame) == s:
                     del self.by_frame[frame]
             gone.append(s)
         return gone
+
+    def retire(self, now: float) -> None:
+        """Take stories too old to take an article at ``now`` out of the postings.
+
+        For streams in time order (a batch rebuild): no later ``best`` may be asked about
+        an earlier time. ``best`` then gives the same answers, without walking the
+        entries of stories it would leave out as too old. Stories are taken in creation
+        order up to the first one still recent; their entries are counted per term, so
+        that bucket sizes (``CANDIDATE_POSTINGS_MAX``) stay those of every story.
+        """
+        s, window = self._retired_upto, self.params.window_hours
+        postings, retired, first = self.postings, self._retired, self.first
+        while s < len(self.stories) and now - first[s] > window:
+            story = self.stories[s]
+            if story.active:
+                for term in story.sum:
+                    bucket = postings.get(term)
+                    if bucket is not None and bucket.pop(s, None) is not None:
+                        retired[term] = retired.get(term, 0) + 1
+            s += 1
+        self._retired_upto = s
 
     def release(self, s: int) -> None:
         """Drop an expired story's vectors (a long stream keeps only ids and members)."""

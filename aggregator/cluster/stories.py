@@ -69,6 +69,7 @@ def group_stories(
             index.add(forced[0], i, vectors[i], doc.t, frame=doc.frame)
             story_of[i] = forced[0]
         else:
+            index.retire(doc.t)  # docs come in time order
             story_of[i] = index.assign(i, vectors[i], doc.t, banned, doc.frame)
 
     if params.merge_threshold:
