@@ -93,12 +93,14 @@ def template_frame(title: str, analyzer: FrenchAnalyzer) -> str:
     """
     frame: set[str] = set()
     named = False
+    analyse = analyzer.analyse
     for word in _RAW_WORD.findall(title):
-        stems = analyzer.analyse(word)[1]
         if word[:1].isupper():
-            named = named or bool(stems)
+            # One capitalised word with a stem names something: the others need no analysis.
+            if not named:
+                named = bool(analyse(word)[1])
         else:
-            frame.update(stems)
+            frame.update(analyse(word)[1])
     if not named or len(frame) < MIN_FRAME_STEMS:
         return ""
     return " ".join(sorted(frame))
