@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from aggregator.cluster.features import Vector, dot
-from aggregator.cluster.index import StoryIndex
+from aggregator.cluster.index import CANDIDATE_POSTINGS_MAX, StoryIndex
 from aggregator.cluster.params import ClusterParams
 
 
@@ -80,3 +82,37 @@ def test_search_among_recent_stories_matches_a_full_scan_in_a_long_window() -> N
     # Most active stories were out of reach, and the search did not look at them.
     active = sum(1 for s in index.stories if s.active)
     assert len(index.in_recent) < active / 4, (len(index.in_recent), active)
+
+
+@pytest.mark.parametrize(
+    ("vocabulary_size", "threshold", "expire_every"), [(60, 0.45, 700), (12, 0.9, 2500)]
+)
+def test_retired_stories_change_nothing(
+    vocabulary_size: int, threshold: float, expire_every: int
+) -> None:
+    """``retire`` (batch streams in time order) changes no answer of ``best``, with
+    additions to retired stories (must-links) and expiry mixed in; the small vocabulary
+    makes buckets larger than CANDIDATE_POSTINGS_MAX."""
+    rng = random.Random(11)
+    vocabulary = [f"t{i}" for i in range(vocabulary_size)]
+    params = ClusterParams(threshold=threshold, seed_threshold=0.3, window_hours=3.0)
+    plain, retiring = StoryIndex(params), StoryIndex(params)
+    frequent = joined = 0
+    for n in range(4000):
+        t = n * 0.05
+        vec = unit(rng, vocabulary, rng.randint(2, min(12, vocabulary_size)))
+        retiring.retire(t)
+        got = retiring.best(vec, t)
+        assert got == plain.best(vec, t), n
+        joined += got[0] >= 0
+        frequent += any(len(plain.postings.get(term, ())) > CANDIDATE_POSTINGS_MAX for term in vec)
+        if plain.stories and rng.random() < 0.05:
+            s = rng.randrange(len(plain.stories))  # forced, maybe into a retired story
+            plain.add(s, n, vec, t)
+            retiring.add(s, n, vec, t)
+        else:
+            assert retiring.assign(n, vec, t) == plain.assign(n, vec, t)
+        if n % expire_every == expire_every - 1:
+            assert retiring.expire(t) == plain.expire(t)
+    assert joined > 300, joined
+    assert (frequent > 100) == (vocabulary_size < 20), frequent

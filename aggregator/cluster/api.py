@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 from collections import Counter
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from aggregator.cluster.features import Doc, TermStats, hours, make_doc
 from aggregator.cluster.ids import follow_majority
@@ -16,7 +19,33 @@ from aggregator.cluster.wire import wire_copies
 from aggregator.models import Article, StoryCluster
 from aggregator.text import FrenchAnalyzer
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+def _collector_paused(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func`` with Python's cyclic garbage collector paused (if it was on).
+
+    Clustering allocates hundreds of thousands of small lists, dicts and tuples and
+    makes no reference cycles (a 10k-article run leaves none behind), so the full
+    collections its allocations trigger traverse them for nothing: a quarter of the
+    run. Reference counting still frees everything; the collector resumes after.
+    """
+
+    @functools.wraps(func)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not gc.isenabled():
+            return func(*args, **kwargs)
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@_collector_paused
 def cluster_articles(
     articles: Sequence[Article],
     *,
@@ -50,7 +79,12 @@ def cluster_articles(
     stats = TermStats(params.max_df, params.max_terms)
     for doc in docs:
         stats.add(doc.terms)
-    vectors = [stats.vector(doc.terms) for doc in docs]
+    # Each article's story vector (`max_terms` terms) and topic vector, weighed at once.
+    vectors, topic_vectors = [], []
+    for doc in docs:
+        vec, topic_vec = stats.vectors(doc.terms, None, TOPIC_DOC_TERMS)
+        vectors.append(vec)
+        topic_vectors.append(topic_vec)
 
     pos = {d.article.id: i for i, d in enumerate(docs)}
     locked = {
@@ -75,7 +109,7 @@ def cluster_articles(
     infos = [
         StoryInfo(
             id=story_id,
-            sum=sum_vectors(stats.vector(docs[i].terms, TOPIC_DOC_TERMS) for i in group.members),
+            sum=sum_vectors(topic_vectors[i] for i in group.members),
             first=docs[group.members[0]].t,
             last=max(docs[i].t for i in group.members),
             kickers=_kicker_shares(docs, group.members),

@@ -93,12 +93,14 @@ def template_frame(title: str, analyzer: FrenchAnalyzer) -> str:
     """
     frame: set[str] = set()
     named = False
+    analyse = analyzer.analyse
     for word in _RAW_WORD.findall(title):
-        stems = analyzer.analyse(word)[1]
         if word[:1].isupper():
-            named = named or bool(stems)
+            # One capitalised word with a stem names something: the others need no analysis.
+            if not named:
+                named = bool(analyse(word)[1])
         else:
-            frame.update(stems)
+            frame.update(analyse(word)[1])
     if not named or len(frame) < MIN_FRAME_STEMS:
         return ""
     return " ".join(sorted(frame))
@@ -117,6 +119,10 @@ class TermStats:
         self.n = 0
         self.max_df = max_df
         self.max_terms = max_terms
+        # IDF by document frequency, for the window size it was computed at (at most one
+        # entry per distinct frequency; emptied when the size changes).
+        self._idf: dict[int, float] = {}
+        self._idf_n = 0
 
     def add(self, terms: Iterable[str]) -> None:
         self.df.update(set(terms))
@@ -136,21 +142,35 @@ class TermStats:
 
         ``limit`` overrides ``max_terms`` (topics look at every term).
         """
+        return self.vectors(terms, limit)[0]
+
+    def vectors(self, terms: list[str], *limits: int | None) -> list[Vector]:
+        """``vector(terms, limit)`` for each of ``limits``, the terms weighed once."""
         n = max(self.n, 1)
         cap = max(self.max_df * n, MIN_PRUNED_DF)
         n = max(n, MIN_IDF_WINDOW)
+        if n != self._idf_n:
+            self._idf, self._idf_n = {}, n
+        idfs, df_of, log = self._idf, self.df.get, math.log
+        # (-weight, term): sorted as they are, heaviest first, ties broken by the term
+        # itself so that output is deterministic (negation is exact).
         weights: list[tuple[float, str]] = []
         for term, count in Counter(terms).items():
-            df = self.df.get(term, 0)
+            df = df_of(term, 0)
             if df > cap:
                 continue
-            idf = math.log((1 + n) / (1 + df)) + 1.0
-            weights.append(((1.0 + math.log(count)) * idf, term))
-        # Heaviest first; ties broken by the term itself so that output is deterministic.
-        weights.sort(key=lambda wt: (-wt[0], wt[1]))
-        kept = weights[: self.max_terms if limit is None else limit]
-        norm = math.sqrt(sum(w * w for w, _ in kept))
-        return {term: w / norm for w, term in kept} if norm else {}
+            idf = idfs.get(df)
+            if idf is None:
+                idf = idfs[df] = log((1 + n) / (1 + df)) + 1.0
+            # 1.0 + log(1) is exactly 1.0.
+            weights.append((-idf if count == 1 else -(1.0 + log(count)) * idf, term))
+        weights.sort()
+        out = []
+        for limit in limits:
+            kept = weights[: self.max_terms if limit is None else limit]
+            norm = math.sqrt(sum(w * w for w, _ in kept))
+            out.append({term: -w / norm for w, term in kept} if norm else {})
+        return out
 
 
 def dot(a: Vector, b: Vector) -> float:

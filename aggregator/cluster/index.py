@@ -50,8 +50,9 @@ class StoryIndex:
         self.stories: list[StoryState] = []
         self.postings: dict[str, dict[int, float]] = defaultdict(dict)
         self._by_first: list[tuple[float, int]] = []  # heap for expiry
-        # 1 / |centroid sum| per story, for the first cut in ``best``.
+        # 1 / |centroid sum| and first member's time per story, for the first cut in ``best``.
         self.inv_norm: list[float] = []
+        self.first: list[float] = []
         self.by_frame: dict[str, int] = {}  # template frame -> the active story holding it
         # A cosine is at most 1, so a story idle for longer than ``horizon`` hours needs
         # more than any article can give (the time penalty) and can never be chosen. When
@@ -70,6 +71,10 @@ class StoryIndex:
         self.in_recent: set[int] = set()
         self.clock = -math.inf
         self._by_last: list[tuple[float, int]] = []  # heap: when stories leave ``recent``
+        # Stories below this number are retired (``retire``): out of the postings, their
+        # entries counted here per term.
+        self._retired_upto = 0
+        self._retired: dict[str, int] = {}
 
     def best(self, vec: Vector, t: float, banned: Collection[int] = ()) -> tuple[int, float]:
         """The story ``vec`` should join at time ``t`` (-1 if none) and its centroid dot.
@@ -84,14 +89,19 @@ class StoryIndex:
         recent = self._recent_for(t)
         finding: list[tuple[float, dict[int, float]]] = []
         frequent: list[tuple[str, float]] = []
+        postings, retired = self.postings, self._retired
         for term, w in vec.items():
-            bucket = self.postings.get(term)
-            if not bucket:
+            bucket = postings.get(term)
+            # Bucket sizes count retired stories too: the same terms find candidates.
+            size = len(bucket) if bucket else 0
+            if retired:
+                size += retired.get(term, 0)
+            if not size:
                 continue
-            if len(bucket) > CANDIDATE_POSTINGS_MAX:
+            if size > CANDIDATE_POSTINGS_MAX:
                 frequent.append((term, w))
             elif recent is None:
-                finding.append((w, bucket))
+                finding.append((w, bucket or {}))
             else:
                 finding.append((w, recent.get(term) or {}))
         # Vectors list their heaviest terms first: drop the lightest finding terms while
@@ -102,28 +112,40 @@ class StoryIndex:
         while k and rest2 + finding[k - 1][0] ** 2 < bound2:
             k -= 1
             rest2 += finding[k][0] ** 2
-        dots: dict[int, float] = defaultdict(float)
-        for w, bucket in finding[:k]:
+        # Weights are positive: the first term's products are the sums so far exactly
+        # (0.0 + x is x), the others are added in order.
+        dots: dict[int, float] = {}
+        if k:
+            w0, bucket0 = finding[0]
+            dots = {s: w0 * cw for s, cw in bucket0.items()}
+        for w, bucket in finding[1:k]:
             for s, cw in bucket.items():
-                dots[s] += w * cw
+                dots[s] = dots.get(s, 0.0) + w * cw
         rest = math.sqrt(rest2)
         skip = {term for term, _ in frequent}
+        # The article's terms in order, frequent ones after, for the exact dots.
+        exact_terms = [(term, w) for term, w in vec.items() if term not in skip]
         # Cheap first cut (one multiply per candidate): the centroid cosine from the terms
-        # used to find it, plus the most the others could add, must reach the threshold.
+        # used to find it, plus the most the others could add, must reach the threshold;
+        # and the story must be recent enough to take the article.
         inv_norm, floor = self.inv_norm, p.threshold - rest - 1e-9
-        hopeful = sorted(s for s, d in dots.items() if d * inv_norm[s] >= floor)
+        first, window = self.first, p.window_hours
+        hopeful = sorted(
+            s for s, d in dots.items() if d * inv_norm[s] >= floor and t - first[s] <= window
+        )
         best, best_dot, best_margin = -1, 0.0, -math.inf
         for s in hopeful:
             story = self.stories[s]
-            if not story.active or s in banned or t - story.first > p.window_hours:
+            if not story.active or s in banned:
                 continue
             needed = p.threshold + p.time_penalty * max(0.0, t - story.last) / p.time_scale_hours
             norm = math.sqrt(story.norm2)
             if dots[s] / norm + rest < needed:
                 continue  # even the terms left out cannot lift it to what is needed
             # The exact dot, summed in the same order as a full scan of the postings.
-            d = sum(w * story.sum.get(term, 0.0) for term, w in vec.items() if term not in skip)
-            d += sum(w * story.sum.get(term, 0.0) for term, w in frequent)
+            weight_of = story.sum.get
+            d = sum(w * weight_of(term, 0.0) for term, w in exact_terms)
+            d += sum(w * weight_of(term, 0.0) for term, w in frequent)
             margin = d / norm - needed
             if margin < 0 or margin <= best_margin:
                 continue
@@ -160,6 +182,7 @@ class StoryIndex:
         s = len(self.stories)
         self.stories.append(StoryState(sum={}, seed={}, norm2=0.0, first=t, last=t))
         self.inv_norm.append(0.0)
+        self.first.append(t)
         heapq.heappush(self._by_first, (t, s))
         return s
 
@@ -185,7 +208,16 @@ class StoryIndex:
         story.norm2 += 2.0 * story_dot + sum(w * w for w in vec.values())
         self.inv_norm[s] = 1.0 / math.sqrt(story.norm2) if story.norm2 > 0 else 0.0
         story.first = min(story.first, t)
+        self.first[s] = story.first
         story.last = max(story.last, t)
+        if story.active and s < self._retired_upto:
+            # Retired: a new term counts in its bucket's size, nothing else changes there.
+            retired = self._retired
+            for term, w in vec.items():
+                if term not in story.sum:
+                    retired[term] = retired.get(term, 0) + 1
+                story.sum[term] = story.sum.get(term, 0.0) + w
+            return
         for term, w in vec.items():
             story.sum[term] = story.sum.get(term, 0.0) + w
             if story.active:
@@ -233,11 +265,18 @@ class StoryIndex:
             if not story.active:
                 continue
             story.active = False
+            retired = s < self._retired_upto
             for term in story.sum:
                 bucket = self.postings.get(term)
+                if retired:
+                    left = self._retired[term] - 1
+                    if left:
+                        self._retired[term] = left
+                    else:
+                        del self._retired[term]
                 if bucket is not None:
                     bucket.pop(s, None)
-                    if not bucket:
+                    if not bucket and term not in self._retired:
                         del self.postings[term]
             if s in self.in_recent:
                 self._leave_recent(s, story)
@@ -246,6 +285,27 @@ class StoryIndex:
                     del self.by_frame[frame]
             gone.append(s)
         return gone
+
+    def retire(self, now: float) -> None:
+        """Take stories too old to take an article at ``now`` out of the postings.
+
+        For streams in time order (a batch rebuild): no later ``best`` may be asked about
+        an earlier time. ``best`` then gives the same answers, without walking the
+        entries of stories it would leave out as too old. Stories are taken in creation
+        order up to the first one still recent; their entries are counted per term, so
+        that bucket sizes (``CANDIDATE_POSTINGS_MAX``) stay those of every story.
+        """
+        s, window = self._retired_upto, self.params.window_hours
+        postings, retired, first = self.postings, self._retired, self.first
+        while s < len(self.stories) and now - first[s] > window:
+            story = self.stories[s]
+            if story.active:
+                for term in story.sum:
+                    bucket = postings.get(term)
+                    if bucket is not None and bucket.pop(s, None) is not None:
+                        retired[term] = retired.get(term, 0) + 1
+            s += 1
+        self._retired_upto = s
 
     def release(self, s: int) -> None:
         """Drop an expired story's vectors (a long stream keeps only ids and members)."""

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from itertools import chain
 
 from aggregator.cluster.features import Doc, Vector
 from aggregator.text import FrenchAnalyzer, fold_accents
@@ -18,7 +19,8 @@ MAX_PHRASE_WORDS = 4
 # Headline segments: kickers ("Guerre en Ukraine : ..."), quotes, clauses.
 _SEGMENT = re.compile(r"[:.!?«»\"“”—–|()\[\],;]|\s-\s")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.U)
-_APOSTROPHE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+# Typographic apostrophes, replaced by "'" (str.replace: much faster than str.translate).
+_APOSTROPHES = ("\u2019", "\u2018", "\u02bc")
 
 
 def lead_of(docs: Sequence[Doc], members: Sequence[int]) -> int:
@@ -27,6 +29,8 @@ def lead_of(docs: Sequence[Doc], members: Sequence[int]) -> int:
     Computed from the members alone (not from window-wide weights), so a story's label
     moves only when its members change; ties go to the earliest.
     """
+    if len(members) == 1:
+        return members[0]
     counts: Counter[str] = Counter()
     for i in members:
         counts.update(set(docs[i].plain))
@@ -40,15 +44,18 @@ def lead_of(docs: Sequence[Doc], members: Sequence[int]) -> int:
 
 def key_terms(total: Vector, docs: Sequence[Doc], members: Sequence[int]) -> tuple[str, ...]:
     """The story's heaviest terms, each shown as the word its articles use most."""
-    words: dict[str, Counter[str]] = defaultdict(Counter)
-    for i in members:
-        for stem, word in docs[i].surface:
-            words[stem][word] += 1
-    ranked = sorted(total.items(), key=lambda tw: (-tw[1], tw[0]))
+    # (stem, word) occurrences, then each stem of ``total``'s words with their counts.
+    pairs = Counter(chain.from_iterable(docs[i].surface for i in members))
+    words: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (stem, word), n in pairs.items():
+        if stem in total:
+            words[stem].append((word, n))
+    # Heaviest first, ties by stem: (-weight, stem) tuples sort so as they are.
+    ranked = sorted((-w, stem) for stem, w in total.items())
     out = []
-    for stem, _ in ranked:
+    for _, stem in ranked:
         if stem in words:
-            out.append(min(words[stem].items(), key=lambda wc: (-wc[1], wc[0]))[0])
+            out.append(min(words[stem], key=lambda wc: (-wc[1], wc[0]))[0])
         if len(out) == KEY_TERMS:
             break
     return tuple(out)
@@ -70,17 +77,20 @@ def topic_label(
     """
     weight: Counter[tuple[str, ...]] = Counter()
     stories_with: Counter[tuple[str, ...]] = Counter()
-    spellings: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+    occurrences: Counter[tuple[str, ...]] = Counter()
+    # Every text's phrases, in order, to find the spellings of the winner afterwards.
+    found_phrases: list[list[tuple[tuple[str, ...], str]]] = []
     for n, titles in enumerate(story_titles):
         summaries = story_summaries[n] if n < len(story_summaries) else ()
         found: dict[tuple[str, ...], float] = {}
-        for texts, w in ((summaries, 0.5), (titles, 1.0)):
+        # Summaries ramble: only their words count (one-word phrases).
+        for texts, w, max_words in ((summaries, 0.5, 1), (titles, 1.0, MAX_PHRASE_WORDS)):
             for text in texts:
-                for key, spelling in _phrases(text, analyzer):
-                    if w < 1.0 and len(key) > 1:
-                        continue  # summaries ramble: only their words count
-                    spellings[key][spelling] += 1
-                    found[key] = w
+                phrases = _phrases(text, analyzer, max_words)
+                found_phrases.append(phrases)
+                keys = [key for key, _ in phrases]
+                occurrences.update(keys)
+                found.update(dict.fromkeys(keys, w))
         weight.update(found)
         stories_with.update(found.keys())
     if not weight:
@@ -91,12 +101,18 @@ def topic_label(
             stories_with[key] >= 2,
             weight[key] * (1.0 + 0.5 * (len(key) - 1)),
             len(key),
-            sum(spellings[key].values()),
+            occurrences[key],
             "|".join(key),
         )
 
-    best = max(weight, key=score)
-    text = min(spellings[best].items(), key=lambda tc: (_shouting(tc[0]), -tc[1], tc[0]))[0]
+    # A phrase that recurs beats every phrase that does not (``score``'s first item):
+    # when there is one, only those compete.
+    recurring = [key for key in weight if stories_with[key] >= 2]
+    best = max(recurring or weight, key=score)
+    spellings = Counter(
+        spelling for phrases in found_phrases for key, spelling in phrases if key == best
+    )
+    text = min(spellings.items(), key=lambda tc: (_shouting(tc[0]), -tc[1], tc[0]))[0]
     return text[:1].upper() + text[1:]
 
 
@@ -105,23 +121,37 @@ def _shouting(text: str) -> bool:
     return len(letters) > 3 and all(c.isupper() for c in letters)
 
 
-def _phrases(title: str, analyzer: FrenchAnalyzer) -> list[tuple[tuple[str, ...], str]]:
-    text = unicodedata.normalize("NFC", title).translate(_APOSTROPHE)
+def _phrases(
+    title: str, analyzer: FrenchAnalyzer, max_words: int = MAX_PHRASE_WORDS
+) -> list[tuple[tuple[str, ...], str]]:
+    """``(stems, spelling)`` of every candidate phrase of one to ``max_words`` words, in
+    order of their first word, then of their length."""
+    text = unicodedata.normalize("NFC", title)
+    for char in _APOSTROPHES:
+        text = text.replace(char, "'")
+    analyse = analyzer.analyse
     out = []
     for segment in _SEGMENT.split(text):
-        words = [m.group() for m in _WORD.finditer(segment)]
-        stems = []
-        for word in words:
-            kept = analyzer.tokens(word)
-            stems.append(analyzer.stems(kept)[0] if len(kept) == 1 else "")
-        for start in range(len(words)):
-            if not stems[start]:
-                continue
-            for end in range(start, min(start + MAX_PHRASE_WORDS, len(words))):
-                if not stems[end]:
+        words = _WORD.findall(segment)
+        # Positions and stems of the words that analyse (alone, cached) to one stem;
+        # phrases start and end on those, and their stems make the key.
+        at: list[int] = []
+        stems: list[str] = []
+        for j, word in enumerate(words):
+            kept, kept_stems = analyse(word)
+            if len(kept) == 1 and kept_stems[0]:
+                at.append(j)
+                stems.append(kept_stems[0])
+        digits = [(s if s.isascii() else fold_accents(s)).isdigit() for s in stems]
+        n = len(at)
+        for a in range(n):
+            limit = at[a] + max_words
+            all_digits = True
+            for b in range(a, n):
+                if at[b] >= limit:
+                    break
+                all_digits = all_digits and digits[b]
+                if all_digits:
                     continue
-                key = tuple(s for s in stems[start : end + 1] if s)
-                if all(fold_accents(k).isdigit() for k in key):
-                    continue
-                out.append((key, " ".join(words[start : end + 1])))
+                out.append((tuple(stems[a : b + 1]), " ".join(words[at[a] : at[b] + 1])))
     return out

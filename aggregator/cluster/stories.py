@@ -69,6 +69,7 @@ def group_stories(
             index.add(forced[0], i, vectors[i], doc.t, frame=doc.frame)
             story_of[i] = forced[0]
         else:
+            index.retire(doc.t)  # docs come in time order
             story_of[i] = index.assign(i, vectors[i], doc.t, banned, doc.frame)
 
     if params.merge_threshold:
@@ -165,8 +166,11 @@ def _pairs(pairs: Sequence[tuple[str, str]], pos: Mapping[str, int]) -> dict[int
 
 
 def sum_vectors(vectors: Iterable[Vector]) -> Vector:
-    total: Vector = {}
-    for vec in vectors:
+    """The sum of ``vectors``, term by term, in order."""
+    it = iter(vectors)
+    # Weights are positive (never -0.0): 0.0 + w is w, so the first vector is copied.
+    total: Vector = dict(next(it, {}))
+    for vec in it:
         for term, w in vec.items():
             total[term] = total.get(term, 0.0) + w
     return total

@@ -9,9 +9,10 @@ fewer than ``topic_min_stories`` stories dissolve: most stories have no topic.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from aggregator.cluster.features import Vector
 from aggregator.cluster.ids import follow_majority
@@ -54,7 +55,8 @@ def _gist(story: StoryInfo, terms: int) -> Vector:
     A shared kicker ("Guerre en Ukraine : ...") is the outlets' own word that two
     stories have one subject, however common its words are in the window.
     """
-    top = sorted(story.sum.items(), key=lambda tw: (-tw[1], tw[0]))[:terms]
+    # Sorted as (-weight, term), heaviest first, ties by term (negation is exact).
+    top = [(t, -w) for w, t in sorted((-w, t) for t, w in story.sum.items())[:terms]]
     heaviest = top[0][1] if top else 1.0
     top += [(f"kicker:{k}", share * heaviest) for k, share in sorted(story.kickers.items())]
     norm = math.sqrt(sum(w * w for _, w in top))
@@ -77,7 +79,8 @@ def link_topics(
     gists = [_gist(s, params.max_terms) for s in stories]
     topics: list[_Topic] = []
     by_id: dict[str, int] = {}
-    postings: dict[str, dict[int, float]] = defaultdict(dict)
+    # Term -> the topics whose sum has it (the weights are the sums' own).
+    postings: dict[str, list[int]] = defaultdict(list)
     placed: dict[int, int] = {}
 
     def add(k: int, i: int) -> None:
@@ -87,8 +90,11 @@ def link_topics(
         topic.last = max(topic.last, stories[i].last)
         topic.stories.append(i)
         for t, w in gists[i].items():
-            topic.sum[t] = topic.sum.get(t, 0.0) + w
-            postings[t][k] = postings[t].get(k, 0.0) + w
+            if t in topic.sum:
+                topic.sum[t] += w
+            else:
+                topic.sum[t] = w
+                postings[t].append(k)
         placed[i] = k
 
     def topic_named(topic_id: str) -> int:
@@ -107,21 +113,27 @@ def link_topics(
     for i in order:
         if i in placed or stories[i].id in forced:
             continue
-        dots: dict[int, float] = defaultdict(float)
-        shared: dict[int, int] = defaultdict(int)
-        for t, w in gists[i].items():
-            for k, tw in postings.get(t, {}).items():
-                dots[k] += w * tw
-                shared[k] += 1
+        gist = gists[i]
+        # Topics sharing terms with the gist, and how many terms each shares.
+        shared = Counter(chain.from_iterable(postings[t] for t in gist if t in postings))
+        when = stories[i].first
         best, best_score = -1, params.topic_threshold
-        for k in sorted(dots):
+        candidates = [k for k, n in shared.items() if n >= MIN_SHARED_TERMS]
+        candidates.sort()
+        for k in candidates:
             topic = topics[k]
-            if (
-                shared[k] < MIN_SHARED_TERMS
-                or stories[i].first - topic.last > params.topic_window_hours
-            ):
+            if when - topic.last > params.topic_window_hours:
                 continue
-            score = dots[k] / math.sqrt(topic.norm2)
+            # The dot with the topic's sum, over the gist's terms in order: the same sum,
+            # in the same order, as accumulating it term by term through the postings.
+            tsum, d, left = topic.sum, 0.0, shared[k]
+            for t, w in gist.items():
+                if t in tsum:
+                    d += w * tsum[t]
+                    left -= 1
+                    if not left:
+                        break
+            score = d / math.sqrt(topic.norm2)
             if score >= best_score and (best < 0 or score > best_score):
                 best, best_score = k, score
         if best < 0:

@@ -20,6 +20,8 @@ MAX_ORIGINALS_COMPARED = 200
 
 def wire_copies(docs: Sequence[Doc], members: Sequence[int], threshold: float) -> dict[int, int]:
     """Map each copy (position) to the earliest member it copies; members are time-sorted."""
+    if len(members) < 2:
+        return {}
     originals: list[tuple[int, Counter[str], float]] = []
     copies: dict[int, int] = {}
     for i in members:
