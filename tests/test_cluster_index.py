@@ -38,21 +38,30 @@ def unit(rng: random.Random, vocabulary: list[str], n_terms: int) -> Vector:
     return {t: w / norm for t, w in zip(terms, weights, strict=True)}
 
 
+def stream_against_full_scan(
+    index: StoryIndex, rng: random.Random, vocabulary: list[str], times: list[tuple[float, float]]
+) -> int:
+    """Stream random articles at ``(when, now)`` times, checking each choice of ``best``
+    against a full scan; returns how many joined a story."""
+    joined = 0
+    for n, (when, now) in enumerate(times):
+        vec = unit(rng, vocabulary, rng.randint(2, 12))
+        expected = full_scan(index, vec, when)
+        got, _ = index.best(vec, when)
+        assert got == expected, (n, got, expected)
+        joined += got >= 0
+        index.assign(n, vec, when)
+        index.expire(now)
+    return joined
+
+
 def test_pruned_best_matches_a_full_scan() -> None:
     rng = random.Random(7)
     # A small vocabulary so that stories overlap a lot and many are near the threshold.
     vocabulary = [f"t{i}" for i in range(120)]
     index = StoryIndex(ClusterParams(threshold=0.45, seed_threshold=0.3))
-    joined = 0
-    for n in range(3000):
-        t = n * 0.05
-        vec = unit(rng, vocabulary, rng.randint(2, 12))
-        expected = full_scan(index, vec, t)
-        got, _ = index.best(vec, t)
-        assert got == expected, (n, got, expected)
-        joined += got >= 0
-        index.assign(n, vec, t)
-        index.expire(t)
+    times = [(n * 0.05, n * 0.05) for n in range(3000)]
+    joined = stream_against_full_scan(index, rng, vocabulary, times)
     assert 300 < joined < 2700, joined  # the comparison covered both outcomes often
 
 
@@ -64,19 +73,12 @@ def test_search_among_recent_stories_matches_a_full_scan_in_a_long_window() -> N
     params = ClusterParams(threshold=0.45, seed_threshold=0.3, window_hours=24 * 60)
     index = StoryIndex(params)
     assert index.use_recent and index.horizon < params.window_hours
-    joined = late = 0
-    t = 0.0
-    for n in range(3000):
+    times, t = [], 0.0
+    for _ in range(3000):
         t += rng.random() * 1.5  # ~40 days of articles: many horizons
-        when = t - rng.random() * 200 if rng.random() < 0.05 else t  # some arrive late
-        late += when < t
-        vec = unit(rng, vocabulary, rng.randint(2, 12))
-        expected = full_scan(index, vec, when)
-        got, _ = index.best(vec, when)
-        assert got == expected, (n, got, expected)
-        joined += got >= 0
-        index.assign(n, vec, when)
-        index.expire(t)
+        times.append((t - rng.random() * 200 if rng.random() < 0.05 else t, t))  # some late
+    late = sum(when < now for when, now in times)
+    joined = stream_against_full_scan(index, rng, vocabulary, times)
     assert 300 < joined < 2700, joined
     assert late > 50, late
     # Most active stories were out of reach, and the search did not look at them.
