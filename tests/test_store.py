@@ -302,3 +302,17 @@ def test_two_sections_storing_one_article_at_once_store_it_once(store: Store) ->
     assert store.count_entries() == 4
     counts = {s.section: s.entry_count for s in store.list_sources()}
     assert counts == {"Une": 3, "Monde": 3}
+
+
+def test_postgresql_statements_are_planned_for_their_values(store: Store) -> None:
+    """No server-side prepared statements on PostgreSQL: a generic plan made while a
+    table was small would keep scanning an outlet's every entry (and prepared statements
+    break behind pgbouncer). After many identical upserts, nothing is prepared."""
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL only")
+    une, _ = two_sections(store)
+    for n in range(12):
+        store.save_fetch(une, [entry(f"k{n}-{j}") for j in range(5)], NOW)
+    with store.engine.connect() as conn:
+        prepared = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar()
+        assert prepared == 0
