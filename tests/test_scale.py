@@ -336,13 +336,19 @@ def test_one_process_at_a_time_holds_the_cluster_role(
         [sys.executable, "-m", "aggregator", "fetch"], env=env, check=True, capture_output=True
     )
     logs = [tmp_path / "c1.log", tmp_path / "c2.log"]
-    procs = [start_worker(env, "cluster", log) for log in logs]
+    # Slightly different tick periods: with equal ones the two ticks can stay in phase,
+    # one always landing inside the other's run (correctly turned away, forever).
+    periods = ["0.01", "0.013"]
+    procs = [
+        start_worker({**env, "AGGREGATOR_CLUSTER_INTERVAL_MINUTES": period}, "cluster", log)
+        for period, log in zip(periods, logs, strict=True)
+    ]
     store = Store(postgres_url)
     held_from = held_until = None
     began = time.monotonic()
     try:
-        # Both processes tick every 0.6 s. Once they run, this test takes the role itself
-        # for 4 s, as a third process would: neither may start clustering meanwhile.
+        # The processes tick every 0.6 s and 0.78 s. Once both have run, this test takes
+        # the role itself for 4 s, as a third process would: neither may start meanwhile.
         while time.monotonic() - began < 45:
             time.sleep(0.5)
             events, _ = cluster_events(logs)
