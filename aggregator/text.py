@@ -134,17 +134,18 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("french")
 
 
-def _ascii_apostrophes(value: str) -> str:
+def ascii_apostrophes(value: str, chars: Iterable[str] = _APOSTROPHES) -> str:
+    """``value`` with each of ``chars`` (typographic apostrophes) replaced by "'"."""
     # One str.replace per character: str.translate maps non-ASCII text character by
     # character in Python objects, many times slower, for the same result.
-    for char in _APOSTROPHES:
+    for char in chars:
         value = value.replace(char, "'")
     return value
 
 
 def normalise_for_analysis(value: str) -> str:
     """Lower case, ASCII apostrophes, elisions split off, NFC."""
-    value = _ascii_apostrophes(unicodedata.normalize("NFC", value)).lower()
+    value = ascii_apostrophes(unicodedata.normalize("NFC", value)).lower()
     value = value.replace("\u00a0", " ").replace("\u202f", " ")
     # Every elision ends with an apostrophe: most words and many texts have none.
     return _ELISION.sub(" ", value) if "'" in value else value
@@ -183,7 +184,7 @@ class FrenchAnalyzer:
         for word in _WORD.findall(normalise_for_analysis(text)):
             if len(word) < min_length:
                 continue
-            if (word if word.isascii() else fold_accents(word)) in stopwords:
+            if fold_accents(word) in stopwords:
                 continue
             if word.isdigit() and len(word) < 4:  # small numbers say little; years do
                 continue
@@ -227,7 +228,7 @@ class FrenchAnalyzer:
         A word names something when it is capitalised inside a segment, or is an acronym;
         a segment's first word counts only when the next word names something too.
         """
-        text = _ascii_apostrophes(unicodedata.normalize("NFC", text))
+        text = ascii_apostrophes(unicodedata.normalize("NFC", text))
         out: list[str] = []
         for segment in _SEGMENT.split(text):
             words = [m.group() for m in _WORD.finditer(_ELISION.sub(" ", segment))]

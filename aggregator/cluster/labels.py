@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from itertools import chain
 
 from aggregator.cluster.features import Doc, Vector
-from aggregator.text import FrenchAnalyzer, fold_accents
+from aggregator.text import FrenchAnalyzer, ascii_apostrophes, fold_accents
 
 KEY_TERMS = 6
 # Topic labels are phrases of one to this many words.
@@ -19,7 +19,7 @@ MAX_PHRASE_WORDS = 4
 # Headline segments: kickers ("Guerre en Ukraine : ..."), quotes, clauses.
 _SEGMENT = re.compile(r"[:.!?«»\"“”—–|()\[\],;]|\s-\s")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.U)
-# Typographic apostrophes, replaced by "'" (str.replace: much faster than str.translate).
+# Typographic apostrophes, replaced by "'" (backquotes and acute accents are kept here).
 _APOSTROPHES = ("\u2019", "\u2018", "\u02bc")
 
 
@@ -126,9 +126,7 @@ def _phrases(
 ) -> list[tuple[tuple[str, ...], str]]:
     """``(stems, spelling)`` of every candidate phrase of one to ``max_words`` words, in
     order of their first word, then of their length."""
-    text = unicodedata.normalize("NFC", title)
-    for char in _APOSTROPHES:
-        text = text.replace(char, "'")
+    text = ascii_apostrophes(unicodedata.normalize("NFC", title), _APOSTROPHES)
     analyse = analyzer.analyse
     out = []
     for segment in _SEGMENT.split(text):
@@ -142,7 +140,7 @@ def _phrases(
             if len(kept) == 1 and kept_stems[0]:
                 at.append(j)
                 stems.append(kept_stems[0])
-        digits = [(s if s.isascii() else fold_accents(s)).isdigit() for s in stems]
+        digits = [fold_accents(s).isdigit() for s in stems]
         n = len(at)
         for a in range(n):
             limit = at[a] + max_words
