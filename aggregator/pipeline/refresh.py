@@ -290,8 +290,9 @@ def refresh_due(
     # When this worker last claimed or renewed each feed's lease.
     leased_at: dict[int, datetime] = {}
     threads = max(1, settings.fetch.concurrency)
+    storers = 2 * settings.fetch.parse_workers  # see ``finishing`` below
     # Responses fetched but not yet stored: bounded, so a fast host cannot pile up bodies.
-    in_flight = threading.BoundedSemaphore(threads + 2 * settings.fetch.parse_workers)
+    in_flight = threading.BoundedSemaphore(threads + storers)
     stored: list[Future[None]] = []
     failures: list[BaseException] = []  # storage failures: the pass stops taking work
 
@@ -377,9 +378,7 @@ def refresh_due(
     try:
         with (
             nullcontext(parser) if parser is not None else ParsePool(settings.fetch) as parsers,
-            ThreadPoolExecutor(
-                max_workers=2 * settings.fetch.parse_workers, thread_name_prefix="store"
-            ) as finishing,
+            ThreadPoolExecutor(max_workers=storers, thread_name_prefix="store") as finishing,
             Fetcher(settings.fetch) as fetcher,
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool,
         ):
