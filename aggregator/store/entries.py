@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -181,8 +182,9 @@ def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
     # PostgreSQL: one array per column, unnested. The statement stays short whatever the
     # batch size; a multi-row VALUES of a 10-item feed passes 4 KiB, the size above which
     # psycopg re-parses a query's placeholders on every call (13% of a worker's time).
-    arrays = {name: [r[name] for r in ordered] for name in _NEW_COLUMNS}
-    return {row.key: row.id for row in conn.execute(_NEW_ENTRIES_PG, arrays)}
+    columns = tuple(ordered[0])
+    arrays = {name: [r[name] for r in ordered] for name in columns}
+    return {row.key: row.id for row in conn.execute(_new_entries_pg(columns), arrays)}
 
 
 def _existing(conn: Connection, outlet: str, keys: list[str]) -> dict[str, tuple[int, str]]:
@@ -225,27 +227,21 @@ _NEW_ENTRIES_SQLITE = (
     .on_conflict_do_nothing(index_elements=["outlet", "key"])
     .returning(entries.c.key, entries.c.id)
 )
-_NEW_COLUMNS = (
-    "outlet", "key", "guid", "link", "title", "summary_html", "summary_text", "author",
-    "published_at", "published_raw", "updated_at", "first_seen_at", "content_hash",
-    "source_id",
-)  # fmt: skip
-_NEW_ENTRIES_PG = (
-    postgresql.insert(entries)
-    .from_select(
-        list(_NEW_COLUMNS),
-        sa.select(
-            *(
-                sa.func.unnest(
-                    sa.bindparam(name, type_=postgresql.ARRAY(entries.c[name].type))
-                ).label(name)
-                for name in _NEW_COLUMNS
-            )
-        ),
+
+
+@lru_cache(maxsize=4)
+def _new_entries_pg(columns: tuple[str, ...]) -> Any:
+    """INSERT ... SELECT unnest(:column array), ... for ``columns`` (the rows' keys)."""
+    arrays = (
+        sa.func.unnest(sa.bindparam(name, type_=postgresql.ARRAY(entries.c[name].type)))
+        for name in columns
     )
-    .on_conflict_do_nothing(index_elements=["outlet", "key"])
-    .returning(entries.c.key, entries.c.id)
-)
+    return (
+        postgresql.insert(entries)
+        .from_select(list(columns), sa.select(*arrays))
+        .on_conflict_do_nothing(index_elements=["outlet", "key"])
+        .returning(entries.c.key, entries.c.id)
+    )
 
 
 def _to_entry(row: Any) -> Entry:
