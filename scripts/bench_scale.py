@@ -221,41 +221,46 @@ def run_phase(
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (Linux /proc), 0 if unknown."""
+def _proc_stat(pid: int | str) -> tuple[str, int, float] | None:
+    """(command name, parent pid, user + system CPU seconds) of a live process (Linux
+    /proc), None if it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        name, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+    fields = rest.split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return name.partition("(")[2], int(fields[1]), cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, 0 if unknown."""
+    stat = _proc_stat(pid)
+    return stat[2] if stat else 0.0
 
 
 def cpu_by_role(workers: list[int], server: int | None) -> dict[str, float]:
     """CPU seconds used so far by the fetch workers, their parse processes (children of
     a worker), PostgreSQL and the replay server (its process and children), and by the
     whole machine (busy time of every CPU, from /proc/stat)."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = dict.fromkeys(("workers", "parsers", "postgres", "server", "machine"), 0.0)
     for pid in workers:
         out["workers"] += cpu_seconds(pid)
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        stat = _proc_stat(entry.name) if entry.name.isdigit() else None
+        if stat is None:
             continue
-        try:
-            name, _, rest = (entry / "stat").read_text().rpartition(")")
-        except OSError:
-            continue
-        fields = rest.split()
-        ppid, used = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        name, ppid, used = stat
         if ppid in workers:
             out["parsers"] += used
-        elif name.endswith("(postgres"):
+        elif name == "postgres":
             out["postgres"] += used
         elif server is not None and (int(entry.name) == server or ppid == server):
             out["server"] += used
     first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     ticks = [int(x) for x in first]
-    out["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / tick  # all but idle and iowait
+    # All but idle and iowait.
+    out["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
     return out
 
 
