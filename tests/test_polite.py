@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -204,16 +205,25 @@ class _Recorder:
         return Handler
 
 
-@pytest.fixture
-def two_hosts() -> Iterator[tuple[_Recorder, list[str]]]:
+@contextmanager
+def serving(ips: Sequence[str]) -> Iterator[tuple[_Recorder, list[str]]]:
+    """One recording feed server per loopback address; yields their base URLs."""
     rec = _Recorder()
-    servers = [ThreadingHTTPServer((ip, 0), rec.handler()) for ip in IPS]
+    servers = [ThreadingHTTPServer((ip, 0), rec.handler()) for ip in ips]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    yield rec, [f"http://{ip}:{servers[n].server_port}" for n, ip in enumerate(IPS)]
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    try:
+        yield rec, [f"http://{ip}:{servers[n].server_port}" for n, ip in enumerate(ips)]
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+
+
+@pytest.fixture
+def two_hosts() -> Iterator[tuple[_Recorder, list[str]]]:
+    with serving(IPS) as served:
+        yield served
 
 
 def test_one_request_at_a_time_per_host_spaced_hosts_in_parallel(
@@ -269,6 +279,29 @@ def test_a_host_with_many_feeds_does_not_hold_back_the_others(
         f"feed started {starts[small_ip][-1] - starts[big_ip][0]:.2f} s into the pass "
         f"(the big host needs {15 * spacing:.1f} s of spacing alone)"
     )
+
+
+def test_hosts_are_served_in_the_order_their_feeds_were_claimed(
+    make_settings: Callable[..., Settings], store: Store
+) -> None:
+    """A host whose name sorts late ("127.0.0.9" after "127.0.0.10") is not left for the
+    end of the pass: while a backlog of claimed feeds waits for a free fetch thread, hosts
+    are served first claimed, first served."""
+    ips = [f"127.0.0.{n}" for n in range(9, 21)]  # .9 sorts after .10 to .20 by name
+    with serving(ips) as (rec, bases):
+        for round_ in range(2):
+            for base in bases:
+                add(store, f"{base}/feed{round_}.xml")  # ids: every host once, then again
+        settings = make_settings(fetch_per_host_interval_seconds="0", fetch_concurrency="2")
+        report = refresh_due(settings, store)
+    assert len(report.outcomes) == 2 * len(ips) and not report.errors
+    first_start = {}
+    for host, start, _ in sorted(rec.calls, key=lambda c: c[1]):
+        first_start.setdefault(host, start)
+    order = sorted(first_start, key=first_start.__getitem__)
+    rank = order.index("127.0.0.9")
+    print(f"the first-claimed host, last by name, was the #{rank + 1} of {len(ips)} hosts served")
+    assert rank < 2, order  # two fetch threads: it is among the first two
 
 
 def chain(httpserver: HTTPServer, prefix: str, status: int, hops: int) -> str:

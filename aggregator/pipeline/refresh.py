@@ -386,7 +386,10 @@ def refresh_due(
                 stopping = bool(failures) or (stop is not None and stop.is_set())
                 while True:
                     busy = set(running.values())
-                    for host in [h for h in sorted(pending) if h not in busy]:
+                    # First claimed, first served: ``pending`` keeps insertion order and a
+                    # host re-queued after a run goes to the back. (Sorted by name, hosts
+                    # late in the alphabet starved while claims kept coming.)
+                    for host in [h for h in pending if h not in busy]:
                         if len(running) >= threads or stopping:
                             break
                         running[pool.submit(work_host, host, pending.pop(host))] = host
