@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -279,6 +280,54 @@ def test_a_host_with_many_feeds_does_not_hold_back_the_others(
         f"feed started {starts[small_ip][-1] - starts[big_ip][0]:.2f} s into the pass "
         f"(the big host needs {15 * spacing:.1f} s of spacing alone)"
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_workers_share_a_host_one_request_at_a_time_spaced(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings], backend: str
+) -> None:
+    """Two fetch workers on one database: each host still sees one request at a time,
+    spaced by the per-host interval, whichever worker sends it."""
+    overrides = {"fetch_per_host_interval_seconds": "0.3", "fetch_concurrency": "2"}
+    if backend == "postgresql":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    settings = make_settings(**overrides)
+    store = Store(settings.database.url)
+    with serving(IPS) as (rec, bases):
+        for base in bases:
+            for i in range(5):
+                add(store, f"{base}/feed{i}.xml")
+        with ThreadPoolExecutor(2) as pool:
+            passes = list(pool.map(lambda w: refresh_due(settings, store, worker=w), ["wA", "wB"]))
+    store.close()
+    fetched = sorted(o.url for p in passes for o in p.outcomes)
+    assert len(fetched) == 10 and len(set(fetched)) == 10
+    gaps = []
+    for ip in IPS:
+        calls = sorted((s, e) for h, s, e in rec.calls if h == ip)
+        gaps += [b[0] - a[1] for a, b in itertools.pairwise(calls)]
+    shares = sorted(len(p.outcomes) for p in passes)
+    print(
+        f"{backend}: 2 workers fetched {shares} of 10 feeds on 2 hosts; peak in flight per "
+        f"host {rec.peak}, shortest gap between requests {min(gaps):.2f} s (interval 0.3 s)"
+    )
+    assert max(rec.peak.values()) == 1
+    assert min(gaps) >= 0.25
+
+
+def test_the_spacing_holds_from_one_pass_to_the_next(
+    two_hosts: tuple[_Recorder, list[str]], make_settings: Callable[..., Settings], store: Store
+) -> None:
+    """A daemon's next tick is a new pass by the same worker: its first request to a host
+    still waits for the interval since the last tick's last request there."""
+    rec, (base, _) = two_hosts
+    add(store, f"{base}/feed.xml")
+    settings = make_settings(fetch_per_host_interval_seconds="0.5")
+    for _ in range(2):
+        refresh_due(settings, store, all_sources=True, worker="daemon")
+    (_, first_end), (second_start, _) = sorted((s, e) for _, s, e in rec.calls)
+    print(f"two passes in a row: {second_start - first_end:.2f} s between the requests")
+    assert second_start - first_end >= 0.45
 
 
 def test_hosts_are_served_in_the_order_their_feeds_were_claimed(

@@ -47,8 +47,12 @@ def rss(n: int) -> bytes:
 
 
 class FeedServer:
-    """Generated feeds at /f/N.xml on 127.0.0.1; paths in ``hold`` answer their first
-    request only when ``release`` is set (a slow server holding a worker mid-fetch)."""
+    """Generated feeds at /f/N.xml, spread over HOSTS loopback addresses (127.0.0.1,
+    127.0.0.2, ...: workers keep a host to one of them at a time, as on the internet);
+    paths in ``hold`` answer their first request only when ``release`` is set (a slow
+    server holding a worker mid-fetch)."""
+
+    HOSTS = 100
 
     def __init__(self) -> None:
         self.hits: list[str] = []
@@ -81,12 +85,16 @@ class FeedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.servers = [
+            ThreadingHTTPServer((f"127.0.0.{1 + i}", 0), Handler) for i in range(self.HOSTS)
+        ]
+        for httpd in self.servers:
+            httpd.daemon_threads = True
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
     def url(self, n: int) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/f/{n}.xml"
+        host, port = self.servers[n % self.HOSTS].server_address[:2]
+        return f"http://{host}:{port}/f/{n}.xml"
 
     def write_feeds(self, path: Path, count: int) -> None:
         path.write_text(
@@ -99,8 +107,9 @@ class FeedServer:
 
     def stop(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for httpd in self.servers:
+            httpd.shutdown()
+            httpd.server_close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +53,28 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
             MigrationContext.configure(conn, opts={"compare_type": False}), metadata
         )
     assert diff == []
+
+
+def test_migrating_an_older_database_gives_existing_feeds_their_host(store: Store) -> None:
+    from alembic import command
+
+    from aggregator.store.engine import _alembic_config, migrate
+
+    cfg = _alembic_config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sources (url, outlet, created_at, updated_at) "
+                "VALUES ('https://WWW.LeMonde.fr/une/rss.xml', 'Le Monde', :t, :t)"
+            ),
+            {"t": NOW},
+        )
+    migrate(store.engine)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT host FROM sources")).scalar_one() == "www.lemonde.fr"
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(store: Store) -> None:
@@ -229,6 +252,64 @@ def test_claims_lease_due_feeds_to_one_worker_until_the_result_or_expiry(store: 
     assert store.renew_lease(monde.id, "w2", later, 60)
     assert store.release_leases("w2") == 1
     assert [s.id for s in store.claim_due(later, "w3", 60, 10)] == [monde.id]
+
+
+def test_a_host_belongs_to_one_worker_at_a_time_and_is_spaced_across_workers(
+    store: Store,
+) -> None:
+    """Politeness across workers: while w1 holds a lease on a Le Monde section, w2 gets
+    no other Le Monde section; once w1's result is in, w2 waits for the per-host spacing
+    since w1's fetch. A worker's own leases and fetches do not hold it back."""
+    store.sync_sources(
+        [FeedSpec(f"https://www.lemonde.fr/s{n}/rss.xml", "Le Monde", f"s{n}") for n in range(3)]
+        + [FeedSpec("https://www.liberation.fr/rss.xml", "Libération")],
+        NOW,
+    )
+    by_url = {s.url: s for s in store.list_sources()}
+    monde = [by_url[f"https://www.lemonde.fr/s{n}/rss.xml"] for n in range(3)]
+    libe = by_url["https://www.liberation.fr/rss.xml"]
+    assert [s.id for s in store.claim_due(NOW, "w1", 60, 1, host_spacing=2)] == [monde[0].id]
+    # w2 skips the host w1 is on; w1 itself may queue more of it.
+    assert [s.id for s in store.claim_due(NOW, "w2", 60, 10, host_spacing=2)] == [libe.id]
+    assert [s.id for s in store.claim_due(NOW, "w1", 60, 1, host_spacing=2)] == [monde[1].id]
+    # Without host_spacing (a fetcher alone on its database), hosts are not checked.
+    assert [s.id for s in store.claim_due(NOW, "w3", 60, 10)] == [monde[2].id]
+    store.release_leases("w3")
+    # w1's results are in: its leases end, but its last request was just now.
+    for source in monde[:2]:
+        store.update_source(
+            source.id, NOW, next_check_at=NOW + timedelta(hours=1), last_fetched_at=NOW,
+            fetched_by="w1",
+        )  # fmt: skip
+    soon, later = NOW + timedelta(seconds=1), NOW + timedelta(seconds=3)
+    assert store.claim_due(soon, "w2", 60, 10, host_spacing=2) == []
+    assert [s.id for s in store.claim_due(soon, "w1", 60, 10, host_spacing=2)] == [monde[2].id]
+    store.release_leases("w1")
+    assert [s.id for s in store.claim_due(later, "w2", 60, 10, host_spacing=2)] == [monde[2].id]
+
+
+def test_concurrent_claims_never_give_two_workers_one_host(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.sync_sources(
+        [FeedSpec(f"https://ex{n % 10}.fr/{n}.xml", f"Ex {n % 10}") for n in range(60)], NOW
+    )
+    start = threading.Barrier(4)
+
+    def worker(name: str) -> set[str]:
+        start.wait()
+        hosts: set[str] = set()
+        for _ in range(5):
+            hosts |= {
+                s.url.split("/")[2] for s in store.claim_due(NOW, name, 60, 2, host_spacing=0)
+            }
+        return hosts
+
+    with ThreadPoolExecutor(4) as pool:
+        held = list(pool.map(worker, ["a", "b", "c", "d"]))
+    shared = [h for h in {h for part in held for h in part} if sum(h in p for p in held) > 1]
+    print(f"4 workers claiming at once hold {sorted(len(p) for p in held)} hosts; shared: {shared}")
+    assert shared == []
 
 
 def test_concurrent_claims_never_hand_out_a_feed_twice(store: Store) -> None:

@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 PERMANENT_REDIRECT_CONFIRMATIONS = 3
 Clock = Callable[[], datetime]
 
+# When each worker last heard back from each host (time.monotonic()), kept across passes:
+# a daemon's next tick must space its first request to a host after the last tick's
+# requests too. Keyed by worker, so workers simulated in one process keep their own.
+_last_request: dict[tuple[str, str], float] = {}
+_last_request_lock = threading.Lock()
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -112,6 +118,7 @@ def finish_source(
     """The local half: parse if needed, then one transaction for the entries, the feed's
     new state and its fetch-log row. Failures are recorded as the feed's error."""
     now = clock()
+    fetched_by = {"fetched_by": worker or None}  # other workers space their requests by it
     log_row: dict[str, object] = {
         "source_id": source.id,
         "worker": worker,
@@ -122,6 +129,7 @@ def finish_source(
         if isinstance(fetched, FeedError):
             raise fetched
         outcome, state, parsed = _plan_result(settings, store, source, fetched, now, parser)
+        state.update(fetched_by)
         log_row.update(finished_at=clock(), outcome=outcome.outcome, status=outcome.status)
         report = store.finish_fetch(source, now, state, log_row, parsed)
         if report is not None:
@@ -132,6 +140,7 @@ def finish_source(
             log.exception("unexpected error refreshing %s", source.url)
             error = FeedError(source.url, f"internal error: {type(e).__name__}: {e}")
         outcome, state = _error_result(settings, source, error, now)
+        state.update(fetched_by)
         log_row.update(
             finished_at=clock(), outcome="error", status=outcome.status, error=outcome.error
         )
@@ -286,7 +295,10 @@ def refresh_due(
         )
     spacing = settings.fetch.per_host_interval_seconds
     lock = threading.Lock()
-    last_hit: dict[str, float] = {}
+    with _last_request_lock:  # forget what no longer delays anything
+        horizon = time.monotonic() - spacing
+        for key in [k for k, t in _last_request.items() if t < horizon]:
+            del _last_request[key]
     # When this worker last claimed or renewed each feed's lease.
     leased_at: dict[int, datetime] = {}
     threads = max(1, settings.fetch.concurrency)
@@ -309,6 +321,9 @@ def refresh_due(
             claim_batch_size(settings),
             all_sources=all_sources,
             fetched_before=started,
+            # Alone on the database (the SQLite fetch lock), there is no other worker to
+            # share hosts with; a past run's fetches are this run's own spacing's business.
+            host_spacing=None if only_fetcher else spacing,
         )
         leased_at.update((source.id, now) for source in batch)
         exhausted = not batch
@@ -348,8 +363,9 @@ def refresh_due(
         for source in queue:
             if failures or (stop is not None and stop.is_set()):
                 return
-            with lock:
-                wait = last_hit.get(host, -spacing) + spacing - time.monotonic()
+            with _last_request_lock:
+                last = _last_request.get((owner, host))
+                wait = 0.0 if last is None else last + spacing - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             if not still_ours(source):
@@ -358,8 +374,8 @@ def refresh_due(
             try:
                 fetch_started = clock()
                 fetched = fetch_source(fetcher, source)
-                with lock:
-                    last_hit[host] = time.monotonic()
+                with _last_request_lock:
+                    _last_request[(owner, host)] = time.monotonic()
                 future = finishing.submit(finish, source, fetched, fetch_started)
             except BaseException:
                 in_flight.release()

@@ -110,6 +110,7 @@ class Store:
         *,
         all_sources: bool = False,
         fetched_before: datetime | None = None,
+        host_spacing: float | None = None,
     ) -> list[Source]:
         with write_transaction(self.engine) as conn:
             return _sources.claim_due(
@@ -120,6 +121,7 @@ class Store:
                 limit,
                 all_sources=all_sources,
                 fetched_before=fetched_before,
+                host_spacing=host_spacing,
             )
 
     def renew_lease(self, source_id: int, owner: str, now: datetime, lease_seconds: float) -> bool:

@@ -93,6 +93,10 @@ sources = sa.Table(
     # Lease held by the fetch worker currently working on this feed.
     sa.Column("lease_owner", sa.Text()),
     sa.Column("lease_until", UTCDateTime()),
+    # The URL's host (politeness is per host, across workers: see sources.claim_due) and
+    # the worker that fetched the feed last.
+    sa.Column("host", sa.Text(), nullable=False, server_default="", index=True),
+    sa.Column("fetched_by", sa.Text()),
     *_now_columns(),
 )
 

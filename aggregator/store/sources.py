@@ -16,6 +16,8 @@ from aggregator.store.entries import insert_ignore
 from aggregator.store.schema import entry_sources, sources
 
 REMOVED_FROM_FILE = "removed from the feeds file"
+# pg_advisory_xact_lock key serialising feed claims ("aggr" "claim" as two ASCII words).
+CLAIM_LOCK_KEY = 0x61676772_636C6169
 
 # Columns a fetch may update (see ``update_source``).
 FETCH_STATE_COLUMNS = frozenset(
@@ -38,8 +40,14 @@ FETCH_STATE_COLUMNS = frozenset(
         "redirect_count",
         "lease_owner",
         "lease_until",
+        "fetched_by",
     }
 )
+
+
+def host_of(url: str) -> str:
+    """The host politeness counts requests by: the URL's lowercased hostname."""
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _to_source(row: Any, entry_count: int = 0) -> Source:
@@ -87,6 +95,7 @@ def sync_sources(conn: Connection, specs: Sequence[FeedSpec], now: datetime) -> 
                 [
                     {
                         "url": url,
+                        "host": host_of(url),
                         "outlet": spec.outlet or _outlet_from_url(url),
                         "section": spec.section,
                         "origin": "config",
@@ -145,7 +154,9 @@ def add_source(conn: Connection, spec: FeedSpec, origin: str, now: datetime) -> 
         )
         source_id = row.id
     else:
-        inserted = conn.execute(sources.insert().values(url=spec.url, created_at=now, **values))
+        inserted = conn.execute(
+            sources.insert().values(url=spec.url, host=host_of(spec.url), created_at=now, **values)
+        )
         source_id = inserted.inserted_primary_key[0]  # type: ignore[index]
     found = get_source(conn, source_id)
     assert found is not None
@@ -204,20 +215,41 @@ def claim_due(
     *,
     all_sources: bool = False,
     fetched_before: datetime | None = None,
+    host_spacing: float | None = None,
 ) -> list[Source]:
     """Lease up to ``limit`` due feeds to ``owner`` so that no other worker fetches them.
 
     A feed is claimable when enabled, due (or any feed with ``all_sources``), not leased
     (or its lease expired: its worker died) and, with ``fetched_before``, not fetched since
     then (one pass fetches a feed at most once). On PostgreSQL the rows are locked with
-    ``FOR UPDATE SKIP LOCKED``, so concurrent claims never wait for each other nor take
-    the same feed; on SQLite the caller's write transaction (BEGIN IMMEDIATE) serialises
-    claims. The lease ends when the fetch result writes ``next_check_at``.
+    ``FOR UPDATE SKIP LOCKED``, so concurrent claims never take the same feed; on SQLite
+    the caller's write transaction (BEGIN IMMEDIATE) serialises claims. The lease ends
+    when the fetch result writes ``next_check_at``.
+
+    With ``host_spacing`` (seconds; other fetchers may run), politeness holds across
+    workers: a feed is not claimable while another worker holds a live lease on a feed of
+    the same host, nor within ``host_spacing`` of another worker's last fetch there. A
+    host thus belongs to one worker at a time, which queues its feeds one request at a
+    time, spaced (three workers must not hit one site three times as often as one).
+    Claims are serialised (a transaction-level advisory lock on PostgreSQL, which works
+    behind pgbouncer), or two workers claiming at once could each take one host's feeds.
     """
     query = sa.select(sources.c.id).where(
         sources.c.disabled.is_(False),
         sa.or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
     )
+    if host_spacing is not None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+        other = sources.alias("other")
+        busy = sa.or_(
+            sa.and_(other.c.lease_owner != owner, other.c.lease_until >= now),
+            sa.and_(
+                other.c.fetched_by != owner,
+                other.c.last_fetched_at > now - timedelta(seconds=host_spacing),
+            ),
+        )
+        query = query.where(~sa.exists().where(other.c.host == sources.c.host, busy))
     if not all_sources:
         query = query.where(
             sa.or_(sources.c.next_check_at.is_(None), sources.c.next_check_at <= now)
@@ -276,6 +308,8 @@ def update_source(conn: Connection, source_id: int, now: datetime, **values: Any
     if "next_check_at" in values:
         values.setdefault("lease_owner", None)
         values.setdefault("lease_until", None)
+    if "url" in values:
+        values["host"] = host_of(values["url"])
     conn.execute(sources.update().where(sources.c.id == source_id).values(**values, updated_at=now))
 
 
