@@ -15,7 +15,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from aggregator import metrics
 from aggregator.config import Settings, load_feed_list
@@ -25,6 +24,7 @@ from aggregator.models import FetchResult, ParsedEntry, Source
 from aggregator.pipeline.parsing import ParsePool
 from aggregator.pipeline.schedule import next_check_after_error, next_check_after_success
 from aggregator.store import Store
+from aggregator.store.sources import host_of
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ def finish_source(
     """The local half: parse if needed, then one transaction for the entries, the feed's
     new state and its fetch-log row. Failures are recorded as the feed's error."""
     now = clock()
-    fetched_by = {"fetched_by": worker or None}  # other workers space their requests by it
     log_row: dict[str, object] = {
         "source_id": source.id,
         "worker": worker,
@@ -129,7 +128,6 @@ def finish_source(
         if isinstance(fetched, FeedError):
             raise fetched
         outcome, state, parsed = _plan_result(settings, store, source, fetched, now, parser)
-        state.update(fetched_by)
         log_row.update(finished_at=clock(), outcome=outcome.outcome, status=outcome.status)
         report = store.finish_fetch(source, now, state, log_row, parsed)
         if report is not None:
@@ -140,7 +138,6 @@ def finish_source(
             log.exception("unexpected error refreshing %s", source.url)
             error = FeedError(source.url, f"internal error: {type(e).__name__}: {e}")
         outcome, state = _error_result(settings, source, error, now)
-        state.update(fetched_by)
         log_row.update(
             finished_at=clock(), outcome="error", status=outcome.status, error=outcome.error
         )
@@ -419,7 +416,7 @@ def refresh_due(
                     if len(running) + queued >= 2 * threads and not starved:
                         break
                     for source in claim():
-                        pending[(urlsplit(source.url).hostname or "").lower()].append(source)
+                        pending[host_of(source.url)].append(source)
                 if not running:
                     if stopping or (exhausted and not pending):
                         break

@@ -210,14 +210,17 @@ class Store:
     ) -> UpsertReport | None:
         """A fetch's whole outcome in one transaction: the entries (when it was parsed),
         the feed's new state (ETag, ``next_check_at``, which ends the lease) and its
-        fetch-log row (``new_entries`` filled in here). One commit per feed, not three."""
+        fetch-log row (``new_entries`` filled in here). One commit per feed, not three.
+        The log row's worker is also the feed's ``fetched_by``: other workers space
+        their requests to its host by it (``claim_due``)."""
         with write_transaction(self.engine) as conn:
             report = None
             row = dict(log)
             if parsed is not None:
                 report = _entries.upsert_entries(conn, source, parsed, now)
                 row["new_entries"] = len(report.new_ids)
-            _sources.update_source(conn, source.id, now, **state)
+            fetched_by = row.get("worker") or None
+            _sources.update_source(conn, source.id, now, **state, fetched_by=fetched_by)
             conn.execute(fetch_log.insert().values(**row))
             return report
 
