@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urljoin
 
-import ftfy
 import nh3
 import Stemmer
 
@@ -50,6 +49,10 @@ _MOJIBAKE_HINT = re.compile(
 
 def _fix_mojibake(value: str) -> str:
     if _MOJIBAKE_HINT.search(value):
+        # Imported here: ftfy takes ~60 ms to import, paid by every parse worker at start
+        # although few feeds need it.
+        import ftfy
+
         # fix_encoding only: no quote uncurling or other "fixes" of correct French text.
         value = ftfy.fix_encoding(value)
     return value
