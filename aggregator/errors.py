@@ -58,7 +58,16 @@ class BlockedAddressError(FetchError):
 
 
 class ParseError(FeedError):
-    """The body is not a usable feed (HTML page, empty body, broken XML with no entries)."""
+    """The body is not a usable feed (HTML page, empty body, broken XML with no entries).
+
+    ``transient``: the parser did not give a verdict on the body (its worker overran its
+    budget, ran out of memory or crashed), so the same bytes may parse another time; a
+    verdict ("not a feed") is final for those bytes, and refresh does not parse them again.
+    """
+
+    def __init__(self, url: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(url, message)
+        self.transient = transient
 
 
 class DecisionError(AggregatorError):

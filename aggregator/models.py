@@ -33,6 +33,7 @@ class Source:
     etag: str | None = None
     last_modified: str | None = None
     content_hash: str | None = None
+    rejected_hash: str | None = None
     next_check_at: datetime | None = None
     last_fetched_at: datetime | None = None
     last_success_at: datetime | None = None

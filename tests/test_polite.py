@@ -12,14 +12,15 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from aggregator.config import Settings
-from aggregator.models import FeedSpec
-from aggregator.pipeline import refresh_due
+from aggregator.models import FeedSpec, ParsedFeed
+from aggregator.pipeline import ParsePool, refresh_due
 from aggregator.store import Store
 from aggregator.store.schema import entries, entry_sources
 from tests.conftest import base_env, run_cli
@@ -166,6 +167,60 @@ def test_unchanged_feed_costs_no_parsing_and_no_entry_writes(
         assert all(r.headers.get("If-None-Match") == '"v1"' for r in requests[1:])
         assert all(r.headers.get("If-Modified-Since") for r in requests[1:])
         assert len(requests) == 4
+
+
+class CountingPool(ParsePool):
+    """A real worker pool that counts the feeds it was asked to parse."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parsed = 0
+
+    def parse(self, *args: Any, **kwargs: Any) -> ParsedFeed:
+        self.parsed += 1
+        return super().parse(*args, **kwargs)
+
+
+HTML_PAGE = "<!DOCTYPE html><html><head><title>Flux RSS</title></head><body>Nos flux</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("body", "parses", "error"),
+    [
+        (HTML_PAGE, 1, "not a feed: got an HTML page"),
+        # No verdict on the bytes (the worker crashed): parsed again every time.
+        (TTL_RSS.format(ttl="<!-- crash:exit -->"), 3, "parser worker crashed (exit status 7)"),
+    ],
+    ids=["refused", "crashed"],
+)
+def test_a_refused_body_is_not_parsed_again_until_it_changes(
+    httpserver: HTTPServer,
+    settings: Settings,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    parses: int,
+    error: str,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    httpserver.expect_request("/page.xml").respond_with_data(body)
+    add(store, httpserver.url_for("/page.xml"))
+    with CountingPool(settings.fetch, target="tests.hostile_support:parse_or_crash") as pool:
+        for n in range(1, 4):
+            [outcome] = refresh_due(settings, store, all_sources=True, parser=pool).outcomes
+            assert (outcome.outcome, outcome.error) == ("error", error)
+            [source] = store.list_sources()
+            assert source.error_count == n and source.last_error == error
+        assert pool.parsed == parses, "an identical refused body is refused without parsing"
+        # The publisher fixes the feed: parsed at once, the refusal forgotten.
+        httpserver.clear()
+        httpserver.expect_request("/page.xml").respond_with_data(TTL_RSS.format(ttl=""))
+        [outcome] = refresh_due(settings, store, all_sources=True, parser=pool).outcomes
+        assert (outcome.outcome, outcome.new_entries) == ("ok", 1)
+        assert pool.parsed == parses + 1
+    [source] = store.list_sources()
+    assert source.error_count == 0 and source.rejected_hash is None and source.last_error is None
+    print(f"{body[:20]!r}...: 3 fetches, {parses} parsed, then fixed: parsed and stored")
 
 
 class _Recorder:

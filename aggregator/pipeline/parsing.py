@@ -204,7 +204,7 @@ class ParsePool:
             except _WorkerLost as e:
                 self._lost(worker)
                 log.warning("%s: %s", url, e)
-                raise ParseError(url, str(e)) from None
+                raise ParseError(url, str(e), transient=True) from None
             except BaseException:
                 worker.kill()
                 self._lost(worker)
@@ -218,7 +218,7 @@ class ParsePool:
         if kind == "ok":
             assert isinstance(value, ParsedFeed)
             return value
-        raise ParseError(url, str(value))
+        raise ParseError(url, str(value), transient=kind == "fatal")
 
     def _take(self) -> _Worker:
         with self._lock:

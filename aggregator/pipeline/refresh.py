@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from aggregator import metrics
 from aggregator.config import Settings, load_feed_list
-from aggregator.errors import FeedError, FetchError
+from aggregator.errors import FeedError, FetchError, ParseError
 from aggregator.fetch import Fetcher
 from aggregator.models import FetchResult, ParsedEntry, Source
 from aggregator.pipeline.parsing import ParsePool
@@ -171,7 +171,9 @@ def _plan_result(
 ) -> tuple[FeedOutcome, dict[str, object], Sequence[ParsedEntry] | None]:
     """What a response means: (outcome, the feed's new state, entries to store or None).
 
-    A 304 or a body identical to the last one (hash) costs no parsing and stores nothing.
+    A 304 or a body identical to the last one (hash) costs no parsing and stores nothing;
+    neither does a body identical to the last one the parser refused: it is refused again
+    (the same error, counted and backed off as any error).
     """
     state: dict[str, object] = {
         "last_fetched_at": now,
@@ -179,6 +181,7 @@ def _plan_result(
         "last_error": None,
         "error_count": 0,
         "failing": False,
+        "rejected_hash": None,
         **_redirect_state(store, source, result),
     }
     if result.not_modified:
@@ -190,13 +193,20 @@ def _plan_result(
     if digest == source.content_hash:
         state["next_check_at"] = next_check_after_success(now, settings.fetch, result.headers, None)
         return FeedOutcome(source.id, source.url, "unchanged", status=result.status), state, None
-    with metrics.PARSE_SECONDS.time():
-        parsed = parser.parse(
-            result.content,
-            url=result.url,
-            headers=result.headers,
-            max_entries=settings.fetch.max_entries_per_feed,
-        )
+    if digest == source.rejected_hash and source.last_error:
+        raise _Rejected(result.url, source.last_error, digest)
+    try:
+        with metrics.PARSE_SECONDS.time():
+            parsed = parser.parse(
+                result.content,
+                url=result.url,
+                headers=result.headers,
+                max_entries=settings.fetch.max_entries_per_feed,
+            )
+    except ParseError as e:
+        if e.transient:  # no verdict on these bytes: parse them again next time
+            raise
+        raise _Rejected(e.url, e.message, digest) from e
     state.update(
         content_hash=digest,
         next_check_at=next_check_after_success(
@@ -208,6 +218,14 @@ def _plan_result(
     if parsed.warning:
         log.info("%s: %s", source.url, parsed.warning)
     return FeedOutcome(source.id, source.url, "ok", status=result.status), state, parsed.entries
+
+
+class _Rejected(ParseError):
+    """The parser's verdict on a body, with the body's hash (``sources.rejected_hash``)."""
+
+    def __init__(self, url: str, message: str, digest: str) -> None:
+        super().__init__(url, message)
+        self.digest = digest
 
 
 def _error_result(
@@ -224,6 +242,8 @@ def _error_result(
         "failing": count >= settings.fetch.failing_after,
         "next_check_at": next_check_after_error(now, settings.fetch, count, retry_after),
     }
+    # Only while the refusal is the feed's last outcome: any other error clears it.
+    state["rejected_hash"] = error.digest if isinstance(error, _Rejected) else None
     if status == 410:
         state.update(disabled=True, disabled_reason="the server says the feed is gone (HTTP 410)")
     metrics.record_feed_error(error)

@@ -78,6 +78,9 @@ sources = sa.Table(
     sa.Column("etag", sa.Text()),
     sa.Column("last_modified", sa.Text()),
     sa.Column("content_hash", sa.String(64)),
+    # The last body the parser refused ("not a feed"): the same bytes again are refused
+    # without parsing. Set only while that refusal is the feed's last outcome (last_error).
+    sa.Column("rejected_hash", sa.String(64)),
     sa.Column("next_check_at", UTCDateTime(), index=True),
     sa.Column("last_fetched_at", UTCDateTime()),
     sa.Column("last_success_at", UTCDateTime()),
