@@ -241,3 +241,20 @@ def test_seed_live_blog_items_on_the_war_share_a_topic(shared_data: Path) -> Non
     # Item 1 (US mines for Kyiv) and item 3 (Zelensky on the end of US aid).
     assert topics["item1"] is not None and topics["item1"] == topics["item3"]
     assert topics["item4"] != topics["item1"]  # North Korean arms: another subject
+
+
+def test_topic_labels_are_the_same_from_a_cold_or_a_full_phrase_cache(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from aggregator.cluster import labels
+
+    items = [
+        Article(id=i, title=t, summary=s, published=T0, source=f"live{n}")
+        for n, (i, t, s) in enumerate(LIVE)
+    ]
+    analyzer = make_analyzer(load_settings(env={}))  # its own, empty phrase cache
+    first = cluster_articles(items, analyzer=analyzer)
+    assert labels._phrase_caches[analyzer], "phrases were cached"
+    assert cluster_articles(items, analyzer=analyzer) == first  # from the cache
+    monkeypatch.setattr(labels, "PHRASE_CACHE_SIZE", 2)  # cleared whenever full
+    small = make_analyzer(load_settings(env={}))
+    assert cluster_articles(items, analyzer=small) == first
+    assert 0 < len(labels._phrase_caches[small]) <= 2
