@@ -49,6 +49,8 @@ from aggregator.store.schema import fetch_log, meta
 
 __all__ = ["OpsFigures", "PruneReport", "Store", "StoryFilter", "UpsertReport"]
 
+_INSERT_FETCH_LOG = fetch_log.insert()  # built once; its columns come from each row
+
 
 class Store:
     """The database behind aggregator: SQLite by default, PostgreSQL to share it."""
@@ -221,7 +223,7 @@ class Store:
                 row["new_entries"] = len(report.new_ids)
             fetched_by = row.get("worker") or None
             _sources.update_source(conn, source.id, now, **state, fetched_by=fetched_by)
-            conn.execute(fetch_log.insert().values(**row))
+            conn.execute(_INSERT_FETCH_LOG, row)
             return report
 
     # -- entries

@@ -312,7 +312,12 @@ def update_source(conn: Connection, source_id: int, now: datetime, **values: Any
         values.setdefault("lease_until", None)
     if "url" in values:
         values["host"] = host_of(values["url"])
-    conn.execute(sources.update().where(sources.c.id == source_id).values(**values, updated_at=now))
+    # A statement built once, its SET clause taken from the parameters: building and
+    # cache-keying ``.values(**values)`` per feed was ~10% of a fetch pass's main process.
+    conn.execute(_UPDATE_SOURCE, {**values, "updated_at": now, "b_source_id": source_id})
+
+
+_UPDATE_SOURCE = sources.update().where(sources.c.id == sa.bindparam("b_source_id"))
 
 
 def remove_sources(conn: Connection, ids: Iterable[int]) -> int:
