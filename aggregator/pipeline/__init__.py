@@ -2,6 +2,7 @@
 recluster the window. Scheduler, web app and CLI call these; nothing else chains layers.
 """
 
+from aggregator.pipeline.feed import FeedOutcome, refresh_source
 from aggregator.pipeline.parsing import ParsePool
 from aggregator.pipeline.recluster import (
     CLUSTER_LOCK,
@@ -11,14 +12,7 @@ from aggregator.pipeline.recluster import (
     make_analyzer,
     recluster,
 )
-from aggregator.pipeline.refresh import (
-    FeedOutcome,
-    RefreshReport,
-    refresh_due,
-    refresh_source,
-    sync_feed_list,
-    worker_id,
-)
+from aggregator.pipeline.refresh import RefreshReport, refresh_due, sync_feed_list, worker_id
 from aggregator.pipeline.retention import prune
 
 __all__ = [
