@@ -3,7 +3,8 @@ their constraints for clustering, and what the desk reads.
 
 One module per concern: ``accounts``, ``membership`` (merge, split, move, remove),
 ``marks`` (labels, flags, topics), ``state`` (undo, re-applying after clustering),
-``queries``. The ``Store`` facade wraps each in a transaction.
+``queries``. ``facade.DeskStore``, half of the ``Store`` facade, wraps each in a
+transaction.
 """
 
 from aggregator.store.desk.accounts import LoginBlocked
