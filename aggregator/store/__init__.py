@@ -1,7 +1,7 @@
 """Storage: SQLAlchemy only. Returns ``aggregator.models`` objects, never ORM rows.
 
 ``Store`` is the small interface the pipeline, web app and CLI use; each aggregate's SQL
-lives in its own module (sources, entries, stories).
+lives in its own module (sources, entries, stories, topics).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from aggregator.store import locks as _locks
 from aggregator.store import retention as _retention
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
+from aggregator.store import topics as _topics
 from aggregator.store.desk.facade import DeskStore
 from aggregator.store.desk.queries import StoryFilter
 from aggregator.store.engine import create_engine, migrate, read_transaction, write_transaction
@@ -261,20 +262,20 @@ class Store(DeskStore):
 
     def list_topics(self, *, limit: int = 100, include_hidden: bool = False) -> list[Topic]:
         with read_transaction(self.engine) as conn:
-            return _stories.list_topics(conn, limit=limit, include_hidden=include_hidden)
+            return _topics.list_topics(conn, limit=limit, include_hidden=include_hidden)
 
     def topic_by_slug(self, slug: str) -> Topic | None:
         with read_transaction(self.engine) as conn:
-            return _stories.topic_by_slug(conn, slug)
+            return _topics.topic_by_slug(conn, slug)
 
     # -- topics and incremental clustering state (issue 4)
     def story_topics(self, story_uids: Sequence[str]) -> dict[str, str]:
         with read_transaction(self.engine) as conn:
-            return _stories.story_topics(conn, story_uids)
+            return _topics.story_topics(conn, story_uids)
 
     def topic_uid_exists(self, uid: str) -> bool:
         with read_transaction(self.engine) as conn:
-            return _stories.topic_uid_exists(conn, uid)
+            return _topics.topic_uid_exists(conn, uid)
 
     def story_uid_exists(self, uid: str) -> bool:
         with read_transaction(self.engine) as conn:

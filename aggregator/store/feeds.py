@@ -18,7 +18,8 @@ from sqlalchemy.engine import Connection
 from aggregator.errors import InputError
 from aggregator.models import Story, Topic
 from aggregator.store.schema import entries, stories, story_members, topics
-from aggregator.store.stories import _to_topic, _with_members
+from aggregator.store.stories import _with_members
+from aggregator.store.topics import to_topic
 
 _STORY_CURSOR = re.compile(r"s([01])\.(\d{1,20})\.(\d{1,20})")
 _ARTICLE_CURSOR = re.compile(r"a(\d{1,20})\.(\d{1,20})")
@@ -157,7 +158,7 @@ def visible_topic(conn: Connection, slug: str) -> Topic | None:
     row = conn.execute(
         sa.select(topics).where(topics.c.slug == slug, topics.c.hidden.is_(False))
     ).first()
-    return _to_topic(row) if row is not None else None
+    return to_topic(row) if row is not None else None
 
 
 def visible_topics(conn: Connection, *, limit: int) -> list[Topic]:
@@ -173,7 +174,7 @@ def visible_topics(conn: Connection, *, limit: int) -> list[Topic]:
         .order_by(topics.c.last_activity_at.desc().nulls_last(), topics.c.id.desc())
         .limit(limit)
     )
-    return [_to_topic(r) for r in conn.execute(query)]
+    return [to_topic(r) for r in conn.execute(query)]
 
 
 def visible_story(conn: Connection, uid: str) -> Story | None:

@@ -33,7 +33,7 @@ from aggregator.store.desk.common import (
     touch_stories,
 )
 from aggregator.store.schema import constraints, decisions, stories, topics
-from aggregator.store.stories import _free_slug, slugify
+from aggregator.store.topics import free_slug, slugify
 
 # action (and its opposite) for each flag, and what the history says.
 FLAG_ACTIONS: dict[str, tuple[str, str, str, str]] = {
@@ -143,7 +143,7 @@ def set_flag(
 def create_topic(conn: Connection, label: str, now: datetime) -> Any:
     """A topic named by an editor: its slug (and so its feed URL) never changes after."""
     label = clean_label(label)
-    slug = _free_slug(conn, slugify(label))
+    slug = free_slug(conn, slugify(label))
     uid = "t" + secrets.token_hex(8)[:15]
     while conn.scalar(sa.select(topics.c.id).where(topics.c.uid == uid)) is not None:
         uid = "t" + secrets.token_hex(8)[:15]

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 
 from aggregator.models import Decision, Story, StorySummary, Topic, TopicSummary
 from aggregator.store.schema import constraints, decisions, stories, topics, users
-from aggregator.store.stories import _to_topic, _with_members
+from aggregator.store.stories import _with_members
+from aggregator.store.topics import to_topic
 
 _UID_IN_PAYLOAD = re.compile(r'"(s[0-9a-f]{15})"')
 
@@ -75,7 +76,7 @@ def _summary(row: Any, topic: Topic | None) -> StorySummary:
 def _topics_by_id(conn: Connection, ids: set[int]) -> dict[int, Topic]:
     if not ids:
         return {}
-    return {t.id: _to_topic(t) for t in conn.execute(sa.select(topics).where(topics.c.id.in_(ids)))}
+    return {t.id: to_topic(t) for t in conn.execute(sa.select(topics).where(topics.c.id.in_(ids)))}
 
 
 def desk_stories(
@@ -178,7 +179,7 @@ def desk_topics(conn: Connection) -> list[TopicSummary]:
     )
     return [
         TopicSummary(
-            topic=_to_topic(r), label_fixed=r.label_fixed, stories=r.n or 0, last_activity_at=r.last
+            topic=to_topic(r), label_fixed=r.label_fixed, stories=r.n or 0, last_activity_at=r.last
         )
         for r in conn.execute(query)
     ]
@@ -186,7 +187,7 @@ def desk_topics(conn: Connection) -> list[TopicSummary]:
 
 def topic_by_uid(conn: Connection, uid: str) -> Topic | None:
     row = conn.execute(sa.select(topics).where(topics.c.uid == uid)).first()
-    return _to_topic(row) if row is not None else None
+    return to_topic(row) if row is not None else None
 
 
 def history(
