@@ -133,6 +133,14 @@ def _redirect_state(store: Store, source: Source, result: FetchResult) -> dict[s
     return {"redirect_url": result.url, "redirect_count": count}
 
 
+class _Rejected(ParseError):
+    """The parser's verdict on a body, with the body's hash (``sources.rejected_hash``)."""
+
+    def __init__(self, url: str, message: str, digest: str) -> None:
+        super().__init__(url, message)
+        self.digest = digest
+
+
 def _plan_result(
     settings: Settings,
     store: Store,
@@ -192,14 +200,6 @@ def _plan_result(
     return FeedOutcome(source.id, source.url, "ok", status=result.status), state, parsed.entries
 
 
-class _Rejected(ParseError):
-    """The parser's verdict on a body, with the body's hash (``sources.rejected_hash``)."""
-
-    def __init__(self, url: str, message: str, digest: str) -> None:
-        super().__init__(url, message)
-        self.digest = digest
-
-
 def _error_result(
     settings: Settings, source: Source, error: FeedError, now: datetime
 ) -> tuple[FeedOutcome, dict[str, object]]:
@@ -213,9 +213,9 @@ def _error_result(
         "error_count": count,
         "failing": count >= settings.fetch.failing_after,
         "next_check_at": next_check_after_error(now, settings.fetch, count, retry_after),
+        # Only while the refusal is the feed's last outcome: any other error clears it.
+        "rejected_hash": error.digest if isinstance(error, _Rejected) else None,
     }
-    # Only while the refusal is the feed's last outcome: any other error clears it.
-    state["rejected_hash"] = error.digest if isinstance(error, _Rejected) else None
     if status == 410:
         state.update(disabled=True, disabled_reason="the server says the feed is gone (HTTP 410)")
     metrics.record_feed_error(error)

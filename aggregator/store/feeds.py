@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from aggregator.errors import InputError
 from aggregator.models import Story, Topic
 from aggregator.store.schema import entries, stories, story_members, topics
-from aggregator.store.stories import _with_members
+from aggregator.store.stories import with_members
 from aggregator.store.topics import to_topic
 
 _STORY_CURSOR = re.compile(r"s([01])\.(\d{1,20})\.(\d{1,20})")
@@ -60,7 +60,7 @@ def _story_after(cursor: str) -> Any:
 
 def _with_visible_members(conn: Connection, rows: list[Any]) -> list[Story]:
     """Stories with their members; a topic that editors hid is not shown on its stories."""
-    found = _with_members(conn, rows)
+    found = with_members(conn, rows)
     topic_ids = {s.topic.id for s in found if s.topic is not None}
     if not topic_ids:
         return found

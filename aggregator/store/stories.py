@@ -189,16 +189,16 @@ def recent_stories(
     query = query.order_by(
         stories.c.pinned.desc(), stories.c.last_activity_at.desc(), stories.c.id.desc()
     ).limit(limit)
-    return _with_members(conn, list(conn.execute(query)))
+    return with_members(conn, list(conn.execute(query)))
 
 
 def story_by_uid(conn: Connection, uid: str) -> Story | None:
     rows = list(conn.execute(sa.select(stories).where(stories.c.uid == uid)))
-    found = _with_members(conn, rows)
+    found = with_members(conn, rows)
     return found[0] if found else None
 
 
-def _with_members(conn: Connection, rows: list[Any]) -> list[Story]:
+def with_members(conn: Connection, rows: list[Any]) -> list[Story]:
     if not rows:
         return []
     ids = [r.id for r in rows]

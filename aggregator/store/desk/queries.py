@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.models import Decision, Story, StorySummary, Topic, TopicSummary
 from aggregator.store.schema import constraints, decisions, stories, topics, users
-from aggregator.store.stories import _with_members
+from aggregator.store.stories import with_members
 from aggregator.store.topics import to_topic
 
 _UID_IN_PAYLOAD = re.compile(r'"(s[0-9a-f]{15})"')
@@ -126,7 +126,7 @@ def desk_story(
     row = conn.execute(sa.select(stories, flag).where(stories.c.uid == uid)).first()
     if row is None:
         return None
-    found = _with_members(conn, [row])
+    found = with_members(conn, [row])
     if not found:
         return None
     story = found[0]
@@ -152,7 +152,7 @@ def neighbour_candidates(
     )
     half = max(1, limit // 2)
     rows = [*conn.execute(later.limit(half)), *conn.execute(earlier.limit(limit - half))]
-    return _with_members(conn, rows)
+    return with_members(conn, rows)
 
 
 def story_labels(conn: Connection, uids: list[str]) -> dict[str, str]:
